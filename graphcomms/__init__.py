@@ -1,0 +1,1 @@
+"""graphcomms: placeholder, filled in as the layers land."""

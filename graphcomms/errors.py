@@ -1,0 +1,233 @@
+"""Every exception graphcomms raises.
+
+::
+
+    GraphCommsError
+    ├── ClientClosedError            the client was closed; pending trackers fail with it too
+    ├── InvalidRequestError          refused before sending (also ValueError)
+    ├── TransportError               no usable HTTP response (wraps aiohttp errors)
+    │   └── RequestTimeoutError      also the builtin TimeoutError
+    ├── ResponseError                Graph answered non-2xx: status, code, message, request ids
+    │   ├── BadRequestError          400
+    │   ├── UnauthorizedError        401
+    │   ├── ForbiddenError           403
+    │   ├── NotFoundError            404
+    │   ├── ConflictError            409
+    │   ├── ThrottledError           429, with retry_after
+    │   └── ServerError              5xx
+    ├── OperationError               an operation did not succeed; carries its latest snapshot
+    │   ├── OperationFailedError     terminal but not success (status, code or reason)
+    │   └── CallEndedError           the call ended while the operation was pending
+    └── DeserializationError         a payload did not fit the models (also ValueError)
+
+``tracker.wait(timeout=...)`` raises the builtin :class:`TimeoutError`, like
+``asyncio.timeout``; it never cancels the operation on the Graph side.
+
+No exception message or repr ever contains a bearer token or a recording access token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from graphcomms.models import CommsOperation, ResultInfo
+
+__all__ = [
+    "BadRequestError",
+    "CallEndedError",
+    "ClientClosedError",
+    "ConflictError",
+    "DeserializationError",
+    "ForbiddenError",
+    "GraphCommsError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "OperationError",
+    "OperationFailedError",
+    "RequestTimeoutError",
+    "ResponseError",
+    "ServerError",
+    "ThrottledError",
+    "TransportError",
+    "UnauthorizedError",
+]
+
+
+class GraphCommsError(Exception):
+    """Base of every graphcomms exception."""
+
+
+class ClientClosedError(GraphCommsError):
+    """The client is closed: it cannot send, and what it was tracking has been failed."""
+
+
+class InvalidRequestError(GraphCommsError, ValueError):
+    """The request was refused before anything was sent, because Graph would refuse it."""
+
+
+class TransportError(GraphCommsError):
+    """No usable HTTP response: connection refused or reset, DNS, TLS, unreadable body.
+
+    ``sent`` says whether the request may have reached the service; a POST that may
+    have reached it is never re-sent automatically.
+    """
+
+    def __init__(self, message: str, *, method: str, url: str, sent: bool) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+        self.sent = sent
+
+
+class RequestTimeoutError(TransportError, TimeoutError):
+    """The HTTP request timed out."""
+
+
+class ResponseError(GraphCommsError):
+    """Graph answered with a non-2xx status.
+
+    ``code`` and ``message`` come from Graph's error body (``error.code`` is the part
+    safe to branch on); ``text`` is the raw body when it was not Graph's JSON shape.
+    """
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        method: str,
+        url: str,
+        code: str | None = None,
+        message: str | None = None,
+        inner_code: str | None = None,
+        request_id: str | None = None,
+        client_request_id: str | None = None,
+        text: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.method = method
+        self.url = url
+        self.code = code
+        self.message = message
+        self.inner_code = inner_code
+        self.request_id = request_id
+        self.client_request_id = client_request_id
+        self.text = text
+        self.headers: Mapping[str, str] = dict(headers or {})
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        what = f"{self.code}: {self.message}" if self.code or self.message else (self.text or "")
+        what = what[:500]
+        return (
+            f"{self.method} {self.url} -> {self.status} {what}"
+            f" (request-id={self.request_id}, client-request-id={self.client_request_id})"
+        )
+
+
+class BadRequestError(ResponseError):
+    """400: Graph refused the request body or parameters."""
+
+
+class UnauthorizedError(ResponseError):
+    """401: the bearer token was missing, expired or not accepted."""
+
+
+class ForbiddenError(ResponseError):
+    """403: the app lacks the permission for this call or action."""
+
+
+class NotFoundError(ResponseError):
+    """404: no such call or operation (keepAlive answers this once the call has ended)."""
+
+
+class ConflictError(ResponseError):
+    """409: the call is not in a state that allows this request."""
+
+
+class ThrottledError(ResponseError):
+    """429: too many requests; ``retry_after`` is Graph's ``Retry-After`` in seconds."""
+
+    def __init__(self, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(**kwargs)
+
+
+class ServerError(ResponseError):
+    """5xx: Graph failed; ``retry_after`` is set when Graph sent ``Retry-After``."""
+
+    def __init__(self, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(**kwargs)
+
+
+class OperationError(GraphCommsError):
+    """An operation did not end in success; ``operation`` is its latest snapshot."""
+
+    def __init__(self, message: str, *, operation: CommsOperation | None) -> None:
+        super().__init__(message)
+        self.operation = operation
+
+
+class OperationFailedError(OperationError):
+    """The operation reached a terminal status that is not success.
+
+    ``completed`` with a non-2xx ``resultInfo.code`` or a failure ``completionReason``
+    counts as failure, as does ``failed``.
+    """
+
+    operation: CommsOperation
+
+    def __init__(self, operation: CommsOperation) -> None:
+        self.result_info: ResultInfo | None = operation.result_info
+        reason = getattr(operation, "completion_reason", None)
+        info = operation.result_info
+        detail = (
+            f"code={info.code} subcode={info.subcode} message={info.message!r}"
+            if info is not None
+            else "no resultInfo"
+        )
+        super().__init__(
+            f"{type(operation).__name__} {operation.id or operation.client_context} "
+            f"ended {operation.status}: {detail}"
+            + (f", completionReason={reason}" if reason else ""),
+            operation=operation,
+        )
+
+
+class CallEndedError(OperationError):
+    """The call ended (deleted, terminated, or gone) while the operation was pending.
+
+    ``result_info`` is the call's end reason when Graph sent one.
+    """
+
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        result_info: ResultInfo | None,
+        operation: CommsOperation | None = None,
+    ) -> None:
+        self.call_id = call_id
+        self.result_info = result_info
+        detail = (
+            f" (code={result_info.code} subcode={result_info.subcode}"
+            f" message={result_info.message!r})"
+            if result_info is not None
+            else ""
+        )
+        super().__init__(f"call {call_id} ended{detail}", operation=operation)
+
+
+class DeserializationError(GraphCommsError, ValueError):
+    """A payload did not fit the models. Never retried: the same bytes fail again.
+
+    ``payload`` is the offending value, kept for debugging; it is never put in the
+    message, since it may hold a recording access token.
+    """
+
+    def __init__(self, message: str, *, payload: object = None) -> None:
+        super().__init__(message)
+        self.payload = payload

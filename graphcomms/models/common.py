@@ -1,0 +1,200 @@
+"""Value types shared by calls, participants, operations and request bodies."""
+
+from __future__ import annotations
+
+import attrs
+
+from graphcomms.models._enums import EndpointType, MediaState, Tone
+
+__all__ = [
+    "AppHostedMediaConfig",
+    "CallMediaState",
+    "ChatInfo",
+    "Identity",
+    "IdentitySet",
+    "IncomingCallOptions",
+    "InvitationParticipantInfo",
+    "JoinMeetingIdMeetingInfo",
+    "MediaConfig",
+    "MediaInfo",
+    "MediaPrompt",
+    "MeetingInfo",
+    "OrganizerMeetingInfo",
+    "OutgoingCallOptions",
+    "ParticipantInfo",
+    "Prompt",
+    "ResultInfo",
+    "ServiceHostedMediaConfig",
+    "TokenMeetingInfo",
+    "ToneInfo",
+]
+
+
+@attrs.frozen(kw_only=True)
+class ResultInfo:
+    """Outcome of an operation or reason a call ended: ``code`` 2xx is success."""
+
+    code: int | None = None
+    subcode: int | None = None
+    message: str | None = None
+
+    @property
+    def is_success(self) -> bool:
+        """True when ``code`` is 2xx. A missing code is not a failure by itself."""
+        return self.code is None or 200 <= self.code < 300
+
+
+@attrs.frozen(kw_only=True)
+class Identity:
+    id: str | None = None
+    display_name: str | None = None
+    tenant_id: str | None = None
+    identity_provider: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class IdentitySet:
+    """Graph's ``identitySet`` / ``communicationsIdentitySet``: who a party is."""
+
+    user: Identity | None = None
+    application: Identity | None = None
+    application_instance: Identity | None = None
+    device: Identity | None = None
+    phone: Identity | None = None
+    guest: Identity | None = None
+    encrypted: Identity | None = None
+    on_premises: Identity | None = None
+
+    @classmethod
+    def for_user(cls, user_id: str, *, display_name: str | None = None,
+                 tenant_id: str | None = None) -> IdentitySet:
+        return cls(user=Identity(id=user_id, display_name=display_name, tenant_id=tenant_id))
+
+    @classmethod
+    def for_phone(cls, number: str) -> IdentitySet:
+        """A PSTN party, ``number`` in E.164 form (``"+14255550100"``)."""
+        return cls(phone=Identity(id=number))
+
+    @classmethod
+    def for_application(cls, app_id: str, *, display_name: str | None = None) -> IdentitySet:
+        return cls(application=Identity(id=app_id, display_name=display_name))
+
+
+@attrs.frozen(kw_only=True)
+class ParticipantInfo:
+    identity: IdentitySet | None = None
+    endpoint_type: EndpointType | str | None = None
+    region: str | None = None
+    language_id: str | None = None
+    country_code: str | None = None
+    participant_id: str | None = None
+    platform_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class InvitationParticipantInfo:
+    """A party to invite, redirect or transfer to."""
+
+    identity: IdentitySet | None = None
+    hidden: bool | None = None
+    participant_id: str | None = None
+    remove_from_default_audio_routing_group: bool | None = None
+    replaces_call_id: str | None = None
+    endpoint_type: EndpointType | str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class MediaInfo:
+    """A media file the service fetches: WAV, mono, 16-bit, 16 kHz, reachable by Graph."""
+
+    uri: str
+    resource_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Prompt:
+    """Base of Graph's ``prompt``; in practice every prompt is a :class:`MediaPrompt`."""
+
+
+@attrs.frozen(kw_only=True)
+class MediaPrompt(Prompt):
+    media_info: MediaInfo
+    loop: int | None = None  # beta: 0 loops forever
+
+    @classmethod
+    def from_uri(cls, uri: str, *, resource_id: str | None = None) -> MediaPrompt:
+        return cls(media_info=MediaInfo(uri=uri, resource_id=resource_id))
+
+
+@attrs.frozen(kw_only=True)
+class ToneInfo:
+    """A DTMF tone the caller pressed; ``sequence_id`` orders them."""
+
+    sequence_id: int | None = None
+    tone: Tone | str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class MediaConfig:
+    """Base of the two media configurations."""
+
+
+@attrs.frozen(kw_only=True)
+class ServiceHostedMediaConfig(MediaConfig):
+    """Graph hosts the media: needed for playPrompt, recordResponse, subscribeToTone."""
+
+    pre_fetch_media: tuple[MediaInfo, ...] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AppHostedMediaConfig(MediaConfig):
+    blob: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CallMediaState:
+    audio: MediaState | str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChatInfo:
+    thread_id: str | None = None
+    message_id: str | None = None
+    reply_chain_message_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class MeetingInfo:
+    """Base of the meeting-join descriptions."""
+
+
+@attrs.frozen(kw_only=True)
+class OrganizerMeetingInfo(MeetingInfo):
+    organizer: IdentitySet | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TokenMeetingInfo(MeetingInfo):
+    token: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class JoinMeetingIdMeetingInfo(MeetingInfo):
+    join_meeting_id: str | None = None
+    passcode: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class IncomingCallOptions:
+    hide_bot_after_escalation: bool | None = None
+    is_content_sharing_notification_enabled: bool | None = None
+    is_delta_roster_enabled: bool | None = None
+    is_interactive_roster_enabled: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class OutgoingCallOptions:
+    hide_bot_after_escalation: bool | None = None
+    is_content_sharing_notification_enabled: bool | None = None
+    is_delta_roster_enabled: bool | None = None
+    is_interactive_roster_enabled: bool | None = None
