@@ -17,7 +17,8 @@
     │   └── ServerError              5xx
     ├── OperationError               an operation did not succeed; carries its latest snapshot
     │   ├── OperationFailedError     terminal but not success (status, code or reason)
-    │   └── CallEndedError           the call ended while the operation was pending
+    │   ├── CallEndedError           the call ended while the operation was pending
+    │   └── OperationTimeoutError    the tracker's own deadline passed (also TimeoutError)
     └── DeserializationError         a payload did not fit the models (also ValueError)
 
 ``tracker.wait(timeout=...)`` raises the builtin :class:`TimeoutError`, like
@@ -46,6 +47,7 @@ __all__ = [
     "NotFoundError",
     "OperationError",
     "OperationFailedError",
+    "OperationTimeoutError",
     "RequestTimeoutError",
     "ResponseError",
     "ServerError",
@@ -219,6 +221,15 @@ class CallEndedError(OperationError):
             else ""
         )
         super().__init__(f"call {call_id} ended{detail}", operation=operation)
+
+
+class OperationTimeoutError(OperationError, TimeoutError):
+    """The tracker's own deadline (``operation_timeout``) passed with no terminal status.
+
+    The operation may still end on Graph's side: a terminal snapshot arriving within
+    the client's grace window is kept on ``tracker.late_operation`` and reported to the
+    client's ``on_late_result`` hook.
+    """
 
 
 class DeserializationError(GraphCommsError, ValueError):

@@ -63,9 +63,7 @@ class Call:
     def merged(self, update: Call) -> Call:
         """This snapshot with every field that ``update`` sets laid over it."""
         changes = {
-            a.name: v
-            for a in attrs.fields(Call)
-            if (v := getattr(update, a.name)) is not None
+            a.name: v for a in attrs.fields(Call) if (v := getattr(update, a.name)) is not None
         }
         return attrs.evolve(self, **changes) if changes else self
 

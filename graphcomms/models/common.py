@@ -66,8 +66,9 @@ class IdentitySet:
     on_premises: Identity | None = None
 
     @classmethod
-    def for_user(cls, user_id: str, *, display_name: str | None = None,
-                 tenant_id: str | None = None) -> IdentitySet:
+    def for_user(
+        cls, user_id: str, *, display_name: str | None = None, tenant_id: str | None = None
+    ) -> IdentitySet:
         return cls(user=Identity(id=user_id, display_name=display_name, tenant_id=tenant_id))
 
     @classmethod

@@ -8,7 +8,7 @@ is sent.
 
 from __future__ import annotations
 
-from collections.abc import Sized
+from collections.abc import Iterable, Sized
 from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
@@ -118,7 +118,11 @@ def _count(low: int, high: int) -> Any:
     return check
 
 
-def _as_tuple(value: Any) -> Any:
+def _to_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+def _as_tuple(value: Iterable[Any] | None) -> tuple[Any, ...] | None:
     return None if value is None else tuple(value)
 
 
@@ -148,7 +152,7 @@ class OperationRequest(ActionRequest, Generic[OpT]):
 class PlayPromptRequest(OperationRequest[PlayPromptOperation]):
     path = "playPrompt"
     returns = PlayPromptOperation
-    prompts: tuple[Prompt, ...] = attrs.field(converter=tuple, validator=_count(1, 20))
+    prompts: tuple[Prompt, ...] = attrs.field(converter=_to_tuple, validator=_count(1, 20))
     loop: bool | None = None  # beta: loop until cancelled; no completion notification
 
 
@@ -197,7 +201,7 @@ class SubscribeToToneRequest(OperationRequest[SubscribeToToneOperation]):
 class SendDtmfTonesRequest(OperationRequest[SendDtmfTonesOperation]):
     path = "sendDtmfTones"
     returns = SendDtmfTonesOperation
-    tones: tuple[Tone | str, ...] = attrs.field(converter=tuple, validator=_count(1, 1000))
+    tones: tuple[Tone | str, ...] = attrs.field(converter=_to_tuple, validator=_count(1, 1000))
     delay_between_tones_ms: int | None = None
 
 
@@ -231,7 +235,7 @@ class InviteParticipantsRequest(OperationRequest[InviteParticipantsOperation]):
     path = "participants/invite"
     returns = InviteParticipantsOperation
     participants: tuple[InvitationParticipantInfo, ...] = attrs.field(
-        converter=tuple, validator=_count(1, 5)
+        converter=_to_tuple, validator=_count(1, 5)
     )
 
 
@@ -327,7 +331,7 @@ class AnswerRequest(ActionRequest):
     callback_uri: str | None = None
     media_config: MediaConfig
     accepted_modalities: tuple[Modality | str, ...] = attrs.field(
-        default=(Modality.AUDIO,), converter=tuple
+        default=(Modality.AUDIO,), converter=_to_tuple
     )
     participant_capacity: int | None = None
     call_options: IncomingCallOptions | None = None
@@ -344,7 +348,7 @@ class RejectRequest(ActionRequest):
 class RedirectRequest(ActionRequest):
     path = "redirect"
     targets: tuple[InvitationParticipantInfo, ...] = attrs.field(
-        converter=tuple, validator=_count(1, 25)
+        converter=_to_tuple, validator=_count(1, 25)
     )
     timeout: int | None = attrs.field(default=None, validator=_seconds(15, 90))
     callback_uri: str | None = None

@@ -1,0 +1,680 @@
+"""Outbound HTTP to Microsoft Graph: the only module that touches ``aiohttp.ClientSession``.
+
+One :class:`HttpTransport` per client. It resolves paths against the base URL, adds the
+bearer token, a fresh ``client-request-id`` and the JSON headers, retries only where a
+retry cannot run an action twice, and turns every failure into the :mod:`graphcomms.errors`
+hierarchy: non-2xx answers through :func:`error_from_response`, aiohttp exceptions in
+:func:`_translate_transport_errors`. Nothing from aiohttp reaches the caller.
+
+Tokens never leave this module except in the ``Authorization`` header: they are not
+logged, not in any repr and not in any exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json as jsonlib
+import logging
+import math
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from typing import Any, Final, TypeAlias
+
+import aiohttp
+import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from graphcomms._version import __version__
+from graphcomms.errors import (
+    BadRequestError,
+    ClientClosedError,
+    ConflictError,
+    ForbiddenError,
+    InvalidRequestError,
+    NotFoundError,
+    RequestTimeoutError,
+    ResponseError,
+    ServerError,
+    ThrottledError,
+    TransportError,
+    UnauthorizedError,
+)
+from graphcomms.typing import TokenProvider
+
+__all__ = [
+    "GRAPH_BETA",
+    "GRAPH_V1",
+    "HttpResponse",
+    "HttpTransport",
+    "RetryPolicy",
+    "error_from_response",
+]
+
+GRAPH_V1: Final = "https://graph.microsoft.com/v1.0/"
+GRAPH_BETA: Final = "https://graph.microsoft.com/beta/"
+
+DEFAULT_USER_AGENT: Final = f"graphcomms/{__version__}"
+
+logger = logging.getLogger("graphcomms.http")
+
+# Methods that may be sent twice without doing the work twice. Graph comms uses GET and
+# DELETE; the others are here because RFC 9110 says so, not because we send them.
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+# How much of a non-JSON error body an exception keeps. Proxies answer with whole HTML
+# pages; the first couple of kilobytes say what went wrong.
+_MAX_ERROR_TEXT: Final = 2000
+
+# What one attempt can end in, short of success.
+_Failure: TypeAlias = "TransportError | ResponseError"
+
+# Connect timeouts have their own class from aiohttp 3.10; before that they cannot be
+# told from read timeouts and count as possibly sent.
+_CONNECT_TIMEOUTS: Final[tuple[type[BaseException], ...]] = tuple(
+    cls for cls in (getattr(aiohttp, "ConnectionTimeoutError", None),) if cls is not None
+)
+
+_STATUS_ERRORS: Final[Mapping[int, type[ResponseError]]] = {
+    400: BadRequestError,
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    409: ConflictError,
+}
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value >= 0 or math.isinf(value):  # also refuses NaN
+        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """When and how long :class:`HttpTransport` waits before sending again.
+
+    ``max_attempts`` counts every try, the first included (1 turns retries off; the single
+    re-send after a 401 with a refreshed token is not counted). ``max_delay`` is the
+    longest single wait, ever: a longer ``Retry-After`` is cut to it. Without
+    ``Retry-After`` the wait is ``base_delay * 2**(retry - 1)``. ``jitter`` spreads waits
+    so that many clients throttled together do not come back together: backoff waits
+    move by up to ``±jitter`` of themselves, ``Retry-After`` waits only upwards (by up to
+    ``+jitter``) so we never come back sooner than the service asked (unless it asked
+    for more than ``max_delay``).
+    """
+
+    max_attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    max_delay: float = attrs.field(default=30.0, validator=_non_negative)
+    base_delay: float = attrs.field(default=0.5, validator=_non_negative)
+    jitter: float = attrs.field(default=0.1, validator=[_non_negative, attrs.validators.le(1.0)])
+
+    def delay(self, retry: int, *, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait before retry number ``retry`` (1 for the first re-send)."""
+        if retry_after is not None:
+            wait = min(retry_after, self.max_delay) * (1.0 + rng.uniform(0.0, self.jitter))
+        else:
+            # Cap the exponent: 2.0**1100 overflows a float long before max_delay applies.
+            exponent = min(retry - 1, 64)
+            wait = min(self.base_delay * 2.0**exponent, self.max_delay)
+            wait *= 1.0 + rng.uniform(-self.jitter, self.jitter)
+        return max(0.0, min(wait, self.max_delay))
+
+
+def _ci_headers(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
+    if isinstance(headers, CIMultiDictProxy):
+        return headers
+    return CIMultiDictProxy(CIMultiDict(headers))
+
+
+@attrs.frozen(kw_only=True)
+class HttpResponse:
+    """A 2xx answer from Graph.
+
+    ``body`` is the decoded JSON; ``None`` when the body was empty (202, 204) or, on a
+    success, not JSON at all (a warning is logged). A 2xx means Graph took the request,
+    so an unreadable body is no reason to pretend it failed: the caller still has the
+    status and the ``Location`` header. ``body`` is left out of the repr because an
+    operation body can carry a ``recordingAccessToken``.
+    """
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(converter=_ci_headers)
+    body: Any = attrs.field(repr=False)
+    client_request_id: str
+    request_id: str | None
+
+    @property
+    def location(self) -> str | None:
+        """The ``Location`` header: the operation URL after an action, the call URL after
+        creating a call."""
+        return self.headers.get("Location")
+
+
+def _parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """``Retry-After`` in seconds (delay-seconds or HTTP-date), ``None`` if absent or junk.
+
+    A date is measured against the response's own ``Date`` header when there is one, so
+    a skewed local clock does not stretch or shrink the wait.
+    """
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if seconds >= 0 and math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now = time.time()
+    date = headers.get("Date")
+    if date is not None:
+        with suppress(TypeError, ValueError):
+            now = email.utils.parsedate_to_datetime(date).timestamp()
+    return max(0.0, when.timestamp() - now)
+
+
+def _get_ci(mapping: Mapping[Any, Any], key: str) -> Any:
+    """``mapping[key]`` ignoring case: Graph writes both ``innerError`` and ``innererror``."""
+    if key in mapping:
+        return mapping[key]
+    lowered = key.lower()
+    for name, value in mapping.items():
+        if isinstance(name, str) and name.lower() == lowered:
+            return value
+    return None
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def error_from_response(
+    *,
+    status: int,
+    headers: Mapping[str, str],
+    text: str,
+    method: str,
+    url: str,
+    client_request_id: str | None,
+) -> ResponseError:
+    """The typed exception for a non-2xx answer. Never raises, whatever the body holds.
+
+    Reads Graph's error body (``error.code``, ``error.message``, the most specific
+    ``innerError.code``, ``request-id`` and ``client-request-id``); a body that is not
+    that shape still gives the typed error, with the raw text (cut to a sane length) in
+    ``.text``. The ``request-id`` response header wins over the body's copy; the
+    ``client-request-id`` we sent wins over the one the service echoed.
+    """
+    headers = _ci_headers(headers)
+    code = message = inner_code = body_request_id = body_client_request_id = None
+    error: object = None
+    try:
+        decoded = jsonlib.loads(text) if text else None
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, Mapping):
+        error = _get_ci(decoded, "error")
+    if isinstance(error, Mapping):
+        code = _str_or_none(_get_ci(error, "code"))
+        message = _str_or_none(_get_ci(error, "message"))
+        inner = _get_ci(error, "innerError")
+        depth = 0
+        while isinstance(inner, Mapping) and depth < 16:
+            inner_code = _str_or_none(_get_ci(inner, "code")) or inner_code
+            body_request_id = body_request_id or _str_or_none(_get_ci(inner, "request-id"))
+            body_client_request_id = body_client_request_id or _str_or_none(
+                _get_ci(inner, "client-request-id")
+            )
+            inner = _get_ci(inner, "innerError")
+            depth += 1
+    raw_text = None if isinstance(error, Mapping) or not text else text[:_MAX_ERROR_TEXT]
+    fields: dict[str, Any] = {
+        "status": status,
+        "method": method,
+        "url": url,
+        "code": code,
+        "message": message,
+        "inner_code": inner_code,
+        "request_id": headers.get("request-id") or body_request_id,
+        "client_request_id": client_request_id
+        or body_client_request_id
+        or headers.get("client-request-id"),
+        "text": raw_text,
+        "headers": headers,
+    }
+    if status == 429:
+        return ThrottledError(retry_after=_parse_retry_after(headers), **fields)
+    if 500 <= status <= 599:
+        return ServerError(retry_after=_parse_retry_after(headers), **fields)
+    return _STATUS_ERRORS.get(status, ResponseError)(**fields)
+
+
+@contextmanager
+def _translate_transport_errors(
+    method: str, url: str, *, closing: Callable[[], bool]
+) -> Iterator[None]:
+    """The one place aiohttp's exceptions become ours.
+
+    ``sent`` is False only where the request cannot have reached the service: the
+    connection was never made (refused, DNS, TLS, connect timeout). Anything later — a
+    reset, a disconnect, a broken body, a read timeout — may have come after the service
+    acted on it.
+    """
+    try:
+        yield
+    except aiohttp.InvalidURL as exc:
+        raise InvalidRequestError(f"invalid URL for {method}: {exc}") from exc
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        if closing():
+            raise ClientClosedError("the HTTP transport was closed during the request") from exc
+        kind = type(exc).__name__
+        if isinstance(exc, _CONNECT_TIMEOUTS):
+            raise RequestTimeoutError(
+                f"{method} {url}: timed out connecting ({kind})", method=method, url=url, sent=False
+            ) from exc
+        if isinstance(exc, asyncio.TimeoutError):
+            raise RequestTimeoutError(
+                f"{method} {url}: timed out ({kind})", method=method, url=url, sent=True
+            ) from exc
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            raise TransportError(
+                f"{method} {url}: could not connect ({kind}: {exc.os_error})",
+                method=method,
+                url=url,
+                sent=False,
+            ) from exc
+        raise TransportError(
+            f"{method} {url}: {kind}: {exc}", method=method, url=url, sent=True
+        ) from exc
+
+
+@attrs.frozen
+class _Answer:
+    status: int
+    headers: CIMultiDictProxy[str]
+    content: bytes
+    client_request_id: str
+
+
+class HttpTransport:
+    """Sends requests to Graph and returns :class:`HttpResponse` or raises.
+
+    The aiohttp session is created on the first request (inside the running loop) unless
+    one is given; a borrowed session is used as is (it should have no ``base_url``) and
+    never closed here. After :meth:`aclose` every request raises
+    :class:`~graphcomms.errors.ClientClosedError`; a transport is not reopened.
+
+    Retries (DESIGN §5) never risk running an action twice:
+
+    * 429: Graph refused the request without processing it, so any method is re-sent,
+      after ``Retry-After`` (or backoff when absent).
+    * 503: GET/DELETE always. A POST only when ``Retry-After`` is present: the service
+      then says "not processed, come back"; a bare 503 may come from a gateway after
+      the action already ran.
+    * 504: GET/DELETE only: the gateway gave up waiting, the action may well have run.
+    * Transport errors: never connected (refused, DNS, TLS, connect timeout) -> any
+      method; after connecting (disconnect, reset, broken body, read timeout) ->
+      GET/DELETE only, a POST raises ``TransportError(sent=True)`` at once.
+    * 401: the token is refreshed (``get_token(force_refresh=True)``) and the request
+      re-sent once; a second 401 is raised.
+
+    When the attempts run out, the error of the last attempt is raised. Each attempt
+    carries a new ``client-request-id``; the retry warning names the failed one and the
+    next attempt's debug record names the new one.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token_provider: TokenProvider,
+        session: aiohttp.ClientSession | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        timeout: float = 30.0,
+        user_agent: str = DEFAULT_USER_AGENT,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not base_url.startswith(("https://", "http://")):
+            raise ValueError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0, got {timeout!r}")
+        self._base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self._tokens = token_provider
+        self._session = session
+        self._owns_session = session is None
+        self._retry = retry
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._user_agent = user_agent
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not crypto
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"HttpTransport(base_url={self._base_url!r}, closed={self._closed})"
+
+    @property
+    def base_url(self) -> str:
+        """The URL relative paths are resolved against; always ends in ``/``."""
+        return self._base_url
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Close the session if this transport created it. Safe to call more than once."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    async def request(
+        self, method: str, path_or_url: str, *, json: Mapping[str, Any] | None = None
+    ) -> HttpResponse:
+        """Send one Graph request; return the 2xx answer or raise.
+
+        ``path_or_url`` is relative to the base URL (``communications/calls/{id}``) or an
+        absolute http(s) URL (a ``Location``). ``json`` is sent compactly encoded.
+
+        Raises :class:`~graphcomms.errors.ResponseError` subclasses for non-2xx answers,
+        :class:`~graphcomms.errors.TransportError` when no answer came,
+        :class:`~graphcomms.errors.ClientClosedError` after :meth:`aclose`, and whatever
+        the token provider raises.
+        """
+        method = method.upper()
+        url = self._resolve(path_or_url)
+        data = None if json is None else _encode_json(json)
+
+        async def graph_token(force_refresh: bool) -> str:
+            return await self._tokens.get_token(force_refresh=force_refresh)
+
+        answer = await self._send(
+            method,
+            url,
+            data=data,
+            accept="application/json",
+            token=graph_token,
+            refreshable=True,
+            log_url=url,
+            allow_redirects=False,
+        )
+        return HttpResponse(
+            status=answer.status,
+            headers=answer.headers,
+            body=_decode_body(answer, method, url),
+            client_request_id=answer.client_request_id,
+            request_id=answer.headers.get("request-id"),
+        )
+
+    async def request_bytes(self, url: str, *, bearer: str) -> bytes:
+        """GET a recording (``recordingLocation``) with its own ``recordingAccessToken``.
+
+        No Graph token is sent. Errors map as for :meth:`request`; a 401 is not retried,
+        since this token cannot be refreshed. Redirects are followed (aiohttp drops the
+        ``Authorization`` header when one leaves the origin). The query string is left
+        out of our log records and messages, in case the location is a signed URL.
+        """
+        if not url.startswith(("https://", "http://")):
+            raise InvalidRequestError("recording URL must be an absolute http(s) URL")
+
+        async def recording_token(force_refresh: bool) -> str:
+            return bearer
+
+        answer = await self._send(
+            "GET",
+            url,
+            data=None,
+            accept="*/*",
+            token=recording_token,
+            refreshable=False,
+            log_url=url.split("?", 1)[0],
+            allow_redirects=True,
+        )
+        return answer.content
+
+    def _resolve(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("https://", "http://")):
+            return path_or_url
+        if "://" in path_or_url:
+            raise InvalidRequestError(f"only http(s) URLs are supported, got {path_or_url!r}")
+        return self._base_url + path_or_url.lstrip("/")
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ClientClosedError("the HTTP transport is closed")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        elif self._session.closed:
+            raise ClientClosedError("the aiohttp session given to graphcomms is closed")
+        return self._session
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: bytes | None,
+        accept: str,
+        token: Callable[[bool], Awaitable[str]],
+        refreshable: bool,
+        log_url: str,
+        allow_redirects: bool,
+    ) -> _Answer:
+        """The retry loop. Returns the 2xx answer; raises the mapped error otherwise."""
+        attempt = 0
+        force_refresh = False
+        refreshed = False
+        while True:
+            attempt += 1
+            self._ensure_session()  # fail fast when closed, before asking for a token
+            bearer = await token(force_refresh)
+            force_refresh = False
+            client_request_id = str(uuid.uuid4())
+            headers = {
+                "Authorization": f"Bearer {bearer}",
+                "client-request-id": client_request_id,
+                "Accept": accept,
+                "User-Agent": self._user_agent,
+            }
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+
+            failure: _Failure
+            retry_after: float | None = None
+            started = time.perf_counter()
+            try:
+                answer = await self._attempt(
+                    method,
+                    url,
+                    headers=headers,
+                    data=data,
+                    client_request_id=client_request_id,
+                    log_url=log_url,
+                    allow_redirects=allow_redirects,
+                )
+            except TransportError as exc:
+                _log_attempt(
+                    method=method,
+                    url=log_url,
+                    status=None,
+                    started=started,
+                    client_request_id=client_request_id,
+                    request_id=None,
+                    attempt=attempt,
+                    error=exc,
+                )
+                retryable = not exc.sent or method in _IDEMPOTENT
+                failure = exc
+            else:
+                request_id = answer.headers.get("request-id")
+                _log_attempt(
+                    method=method,
+                    url=log_url,
+                    status=answer.status,
+                    started=started,
+                    client_request_id=client_request_id,
+                    request_id=request_id,
+                    attempt=attempt,
+                )
+                if 200 <= answer.status <= 299:
+                    return answer
+                failure = error_from_response(
+                    status=answer.status,
+                    headers=answer.headers,
+                    text=answer.content.decode("utf-8", errors="replace"),
+                    method=method,
+                    url=log_url,
+                    client_request_id=client_request_id,
+                )
+                if answer.status == 401 and refreshable and not refreshed:
+                    # Not a transient failure: the token expired or was revoked early.
+                    # One re-send with a fresh token, not counted against max_attempts.
+                    logger.info(
+                        "%s %s -> 401; refreshing the token and sending once more"
+                        " (client-request-id=%s)",
+                        method,
+                        log_url,
+                        client_request_id,
+                        extra={"client_request_id": client_request_id, "request_id": request_id},
+                    )
+                    refreshed = force_refresh = True
+                    attempt -= 1
+                    continue
+                retry_after = getattr(failure, "retry_after", None)
+                retryable = _status_retryable(answer.status, method, retry_after)
+
+            if not retryable or attempt >= self._retry.max_attempts:
+                raise failure
+            delay = self._retry.delay(attempt, retry_after=retry_after, rng=self._rng)
+            logger.warning(
+                "%s %s failed (%s); retrying in %.2f s, attempt %d of %d (client-request-id=%s)",
+                method,
+                log_url,
+                _reason(failure),
+                delay,
+                attempt + 1,
+                self._retry.max_attempts,
+                client_request_id,
+                extra={
+                    "client_request_id": client_request_id,
+                    "request_id": getattr(failure, "request_id", None),
+                    "retry_delay": delay,
+                },
+            )
+            await self._sleep(delay)
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        data: bytes | None,
+        client_request_id: str,
+        log_url: str,
+        allow_redirects: bool,
+    ) -> _Answer:
+        session = self._ensure_session()
+        with _translate_transport_errors(method, log_url, closing=lambda: self._closed):
+            async with session.request(
+                method,
+                url,
+                headers=headers,
+                data=data,
+                timeout=self._timeout,
+                raise_for_status=False,
+                allow_redirects=allow_redirects,
+            ) as response:
+                content = await response.read()
+                return _Answer(
+                    status=response.status,
+                    headers=_ci_headers(response.headers),
+                    content=content,
+                    client_request_id=client_request_id,
+                )
+
+
+def _status_retryable(status: int, method: str, retry_after: float | None) -> bool:
+    if status == 429:
+        return True
+    if status == 503:
+        return method in _IDEMPOTENT or retry_after is not None
+    if status == 504:
+        return method in _IDEMPOTENT
+    return False
+
+
+def _reason(error: _Failure) -> str:
+    if isinstance(error, ResponseError):
+        return f"{error.status} {error.code or ''}".rstrip()
+    return type(error).__name__
+
+
+def _encode_json(value: Mapping[str, Any]) -> bytes:
+    return jsonlib.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+def _decode_body(answer: _Answer, method: str, url: str) -> Any:
+    if not answer.content.strip():
+        return None
+    try:
+        return jsonlib.loads(answer.content)
+    except ValueError:
+        logger.warning(
+            "%s %s -> %d with a body that is not JSON (%s, %d bytes); body ignored",
+            method,
+            url,
+            answer.status,
+            answer.headers.get("Content-Type", "no Content-Type"),
+            len(answer.content),
+            extra={
+                "client_request_id": answer.client_request_id,
+                "request_id": answer.headers.get("request-id"),
+            },
+        )
+        return None
+
+
+def _log_attempt(
+    *,
+    method: str,
+    url: str,
+    status: int | None,
+    started: float,
+    client_request_id: str,
+    request_id: str | None,
+    attempt: int,
+    error: TransportError | None = None,
+) -> None:
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    outcome = str(status) if error is None else f"failed: {type(error).__name__}"
+    logger.debug(
+        "%s %s -> %s in %.1f ms (attempt %d, client-request-id=%s, request-id=%s)",
+        method,
+        url,
+        outcome,
+        elapsed_ms,
+        attempt,
+        client_request_id,
+        request_id,
+        extra={
+            "client_request_id": client_request_id,
+            "request_id": request_id,
+            "http_method": method,
+            "http_url": url,
+            "http_status": status,
+            "elapsed_ms": elapsed_ms,
+            "attempt": attempt,
+        },
+    )

@@ -1,0 +1,397 @@
+"""Pending trackers, early notifications, and the memory of recently finished work.
+
+Every method is O(1) in the number of pending operations (dict and ordered-dict
+operations only), so the cost of a notification does not grow with the load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from graphcomms._routing import normalize_id
+from graphcomms._tracker import OperationTracker
+from graphcomms.errors import (
+    CallEndedError,
+    ClientClosedError,
+    InvalidRequestError,
+    OperationTimeoutError,
+)
+from graphcomms.models import CommsOperation, ResultInfo, is_success, is_terminal
+
+__all__ = ["ClientStats", "OperationRegistry"]
+
+_log = logging.getLogger("graphcomms.tracking")
+
+LateResultHook = Callable[[OperationTracker[Any], CommsOperation], Any]
+
+
+@attrs.define(slots=True)
+class ClientStats:
+    """Counters an operator reads to see what the notification stream is doing.
+
+    ``pending`` and ``early_pending`` are current sizes; the rest count since start.
+    """
+
+    pending: int = 0
+    resolved: int = 0  # terminal and a success
+    failed: int = 0  # terminal and not a success
+    call_ended: int = 0  # failed with CallEndedError
+    timed_out: int = 0  # failed at the tracker's own deadline
+    closed: int = 0  # failed because the client closed
+    duplicates: int = 0  # operation notifications after the operation had finished
+    early_buffered: int = 0  # notifications for an operation not yet known
+    early_applied: int = 0
+    early_expired: int = 0  # dropped from the early buffer by age or by its size limit
+    early_pending: int = 0
+    late_results: int = 0  # terminal snapshots after the tracker's deadline
+    notifications: int = 0  # items fed
+    unmatched: int = 0  # items about resources graphcomms does not follow
+    bad_items: int = 0  # items that could not be parsed (logged)
+    callback_errors: int = 0
+
+
+@attrs.define(slots=True, eq=False)
+class _Early:
+    call_id: str
+    operation_id: str | None
+    client_context: str | None
+    snapshots: list[tuple[CommsOperation, bool]]
+    born: float
+
+
+class OperationRegistry:
+    """Where the ingestion finds the tracker a notification is about."""
+
+    def __init__(
+        self,
+        *,
+        stats: ClientStats | None = None,
+        early_limit: int = 10_000,
+        early_ttl: float = 60.0,
+        recent_limit: int = 100_000,
+        late_grace: float = 300.0,
+        on_late_result: LateResultHook | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stats = stats if stats is not None else ClientStats()
+        self._early_limit = early_limit
+        self._early_ttl = early_ttl
+        self._recent_limit = recent_limit
+        self._late_grace = late_grace
+        self._on_late_result = on_late_result
+        self._clock = clock
+        self._by_id: dict[str, OperationTracker[Any]] = {}
+        self._by_context: dict[str, OperationTracker[Any]] = {}
+        self._by_call: dict[str, dict[OperationTracker[Any], None]] = {}
+        self._timers: dict[OperationTracker[Any], asyncio.TimerHandle] = {}
+        # Keys are ("i", operation id) and ("c", client context).
+        self._early: dict[tuple[str, str], _Early] = {}
+        self._early_order: OrderedDict[int, _Early] = OrderedDict()
+        # Finished work, so that a late duplicate is counted rather than buffered as
+        # early. Holds the tracker only for timed-out ones, within the grace window.
+        self._recent: OrderedDict[tuple[str, str], tuple[float, OperationTracker[Any] | None]] = (
+            OrderedDict()
+        )
+        self._closed = False
+
+    # -- registering ---------------------------------------------------------------
+
+    def expect(self, tracker: OperationTracker[Any], *, timeout: float | None = None) -> None:
+        """Register ``tracker`` under its client context, before its POST is sent, so a
+        notification that overtakes the HTTP response still finds it."""
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        ctx = tracker.client_context
+        if ctx in self._by_context:
+            raise InvalidRequestError(
+                f"clientContext {ctx!r} is already in use by a pending operation; it must be unique"
+            )
+        self._by_context[ctx] = tracker
+        self._by_call.setdefault(tracker.call_id, {})[tracker] = None
+        self.stats.pending += 1
+        if timeout is not None:
+            self._timers[tracker] = asyncio.get_running_loop().call_later(
+                timeout, self._deadline, tracker, timeout
+            )
+
+    def discard(self, tracker: OperationTracker[Any]) -> None:
+        """Forget a tracker whose request failed; it was never handed to the user."""
+        if not tracker.done() and self._forget(tracker):
+            self.stats.pending -= 1
+
+    def bind(
+        self, tracker: OperationTracker[Any], operation_id: str | None, response: CommsOperation
+    ) -> None:
+        """Apply the action's response, index the operation id, replay early snapshots.
+
+        A response that is already terminal resolves the tracker now: Graph sends no
+        notification for it.
+        """
+        if tracker.done():
+            # Resolved before its response (a notification overtook it, or the call
+            # ended): what was buffered under its id is now a duplicate.
+            for early in self._take_early(operation_id, tracker.client_context):
+                self.stats.duplicates += len(early.snapshots)
+            return
+        if operation_id is not None and tracker.operation_id is None:
+            tracker.operation_id = operation_id
+            self._by_id[operation_id] = tracker
+        self._advance(tracker, response, deleted=False)
+        for early in self._take_early(operation_id, tracker.client_context):
+            self.stats.early_applied += 1
+            for snapshot, deleted in early.snapshots:
+                if tracker.done():
+                    self.stats.duplicates += 1
+                else:
+                    self._advance(tracker, snapshot, deleted)
+
+    # -- notifications -------------------------------------------------------------
+
+    def apply(
+        self, call_id: str, operation_id: str | None, snapshot: CommsOperation, *, deleted: bool
+    ) -> None:
+        """Route one operation snapshot from a notification.
+
+        ``operation_id`` comes from the resource URL (normalised); the snapshot's own
+        ``id`` and ``clientContext`` are the fallbacks.
+        """
+        body_id = normalize_id(snapshot.id) if snapshot.id else None
+        tracker = self._by_id.get(operation_id) if operation_id is not None else None
+        if tracker is None and body_id is not None and body_id != operation_id:
+            tracker = self._by_id.get(body_id)
+        if operation_id is None:
+            operation_id = body_id
+        ctx = snapshot.client_context
+        if tracker is None and ctx:
+            tracker = self._by_context.get(ctx)
+        if tracker is not None:
+            if tracker.operation_id is None and operation_id is not None:
+                tracker.operation_id = operation_id
+                self._by_id[operation_id] = tracker
+            self._advance(tracker, snapshot, deleted)
+            return
+        recent = None
+        if operation_id is not None:
+            recent = self._recent.get(("i", operation_id))
+        if recent is None and ctx:
+            recent = self._recent.get(("c", ctx))
+        if recent is not None:
+            self._after_finish(recent[1], snapshot, deleted)
+            return
+        self._buffer(call_id, operation_id, ctx, snapshot, deleted)
+
+    def fail_call(self, call_id: str, result_info: ResultInfo | None) -> int:
+        """Fail every pending tracker of the call with ``CallEndedError``."""
+        trackers = self._by_call.get(call_id)
+        if not trackers:
+            return 0
+        failed = 0
+        for tracker in list(trackers):
+            self.stats.call_ended += 1
+            self._finish(
+                tracker,
+                CallEndedError(
+                    call_id=call_id, result_info=result_info, operation=tracker.operation
+                ),
+            )
+            failed += 1
+        return failed
+
+    def close(self) -> None:
+        """Fail everything pending with ``ClientClosedError`` and hold nothing more."""
+        if self._closed:
+            return
+        self._closed = True
+        for tracker in list(self._by_context.values()):
+            self.stats.closed += 1
+            self._finish(tracker, ClientClosedError("the client was closed"))
+        self._early.clear()
+        self._early_order.clear()
+        self._recent.clear()
+        self.stats.early_pending = 0
+
+    def sweep(self) -> None:
+        """Drop early snapshots and finished-work memory past their age."""
+        now = self._clock()
+        self._expire_early(now)
+        while self._recent:
+            key, (expires, _) = next(iter(self._recent.items()))
+            if expires > now:
+                break
+            del self._recent[key]
+
+    def pending_for_call(self, call_id: str) -> list[OperationTracker[Any]]:
+        return list(self._by_call.get(call_id, ()))
+
+    @property
+    def holds_nothing(self) -> bool:
+        """True when no tracker, timer or early snapshot is held (finished-work memory
+        aside: it is bounded and expires)."""
+        return not (self._by_id or self._by_context or self._by_call or self._timers or self._early)
+
+    # -- internals -----------------------------------------------------------------
+
+    def _advance(
+        self, tracker: OperationTracker[Any], snapshot: CommsOperation, deleted: bool
+    ) -> None:
+        # A `deleted` operation notification is Graph's "this operation is over",
+        # whatever its status says.
+        if deleted or is_terminal(snapshot.status):
+            self._finish(tracker, snapshot)
+        else:
+            tracker._update(snapshot)
+
+    def _finish(
+        self, tracker: OperationTracker[Any], outcome: CommsOperation | BaseException
+    ) -> None:
+        if not self._forget(tracker):
+            return
+        self.stats.pending -= 1
+        if isinstance(outcome, CommsOperation):
+            if is_success(outcome):
+                self.stats.resolved += 1
+            else:
+                self.stats.failed += 1
+        keep = tracker if isinstance(outcome, OperationTimeoutError) else None
+        expires = self._clock() + self._late_grace
+        if tracker.operation_id is not None:
+            self._remember(("i", tracker.operation_id), expires, keep)
+        self._remember(("c", tracker.client_context), expires, keep)
+        _log.debug(
+            "operation %s on call %s resolved: %s",
+            tracker.operation_id or tracker.client_context,
+            tracker.call_id,
+            outcome if isinstance(outcome, BaseException) else outcome.status,
+            extra=tracker._log_extra(),
+        )
+        tracker._resolve(outcome)
+
+    def _forget(self, tracker: OperationTracker[Any]) -> bool:
+        if self._by_context.get(tracker.client_context) is not tracker:
+            return False
+        del self._by_context[tracker.client_context]
+        if tracker.operation_id is not None and self._by_id.get(tracker.operation_id) is tracker:
+            del self._by_id[tracker.operation_id]
+        of_call = self._by_call.get(tracker.call_id)
+        if of_call is not None:
+            of_call.pop(tracker, None)
+            if not of_call:
+                del self._by_call[tracker.call_id]
+        timer = self._timers.pop(tracker, None)
+        if timer is not None:
+            timer.cancel()
+        return True
+
+    def _remember(
+        self, key: tuple[str, str], expires: float, tracker: OperationTracker[Any] | None
+    ) -> None:
+        self._recent[key] = (expires, tracker)
+        self._recent.move_to_end(key)
+        if len(self._recent) > self._recent_limit:
+            self._recent.popitem(last=False)
+
+    def _after_finish(
+        self, tracker: OperationTracker[Any] | None, snapshot: CommsOperation, deleted: bool
+    ) -> None:
+        if (
+            tracker is not None
+            and tracker.late_operation is None
+            and (deleted or is_terminal(snapshot.status))
+        ):
+            tracker.late_operation = snapshot
+            self.stats.late_results += 1
+            _log.warning(
+                "operation %s ended after its deadline: %s",
+                tracker.operation_id or tracker.client_context,
+                snapshot.status,
+                extra=tracker._log_extra(),
+            )
+            if self._on_late_result is not None:
+                tracker._runner.run(self._on_late_result, tracker, snapshot)
+            return
+        self.stats.duplicates += 1
+
+    def _deadline(self, tracker: OperationTracker[Any], timeout: float) -> None:
+        self._timers.pop(tracker, None)
+        if tracker.done():
+            return
+        self.stats.timed_out += 1
+        self._finish(
+            tracker,
+            OperationTimeoutError(
+                f"operation {tracker.operation_id or tracker.client_context} on call "
+                f"{tracker.call_id} had no terminal status after {timeout} s",
+                operation=tracker.operation,
+            ),
+        )
+
+    def _buffer(
+        self,
+        call_id: str,
+        operation_id: str | None,
+        ctx: str | None,
+        snapshot: CommsOperation,
+        deleted: bool,
+    ) -> None:
+        keys = []
+        if operation_id is not None:
+            keys.append(("i", operation_id))
+        if ctx:
+            keys.append(("c", ctx))
+        if not keys:
+            self.stats.unmatched += 1
+            return
+        now = self._clock()
+        self._expire_early(now)
+        entry = next((e for k in keys if (e := self._early.get(k)) is not None), None)
+        if entry is not None:
+            entry.snapshots.append((snapshot, deleted))
+            return
+        entry = _Early(call_id, operation_id, ctx, [(snapshot, deleted)], now)
+        for key in keys:
+            self._early[key] = entry
+        self._early_order[id(entry)] = entry
+        self.stats.early_buffered += 1
+        self.stats.early_pending += 1
+        if len(self._early_order) > self._early_limit:
+            self._drop_early(next(iter(self._early_order.values())))
+
+    def _expire_early(self, now: float) -> None:
+        limit = now - self._early_ttl
+        while self._early_order:
+            oldest = next(iter(self._early_order.values()))
+            if oldest.born > limit:
+                break
+            self._drop_early(oldest)
+
+    def _drop_early(self, entry: _Early) -> None:
+        self._unlink_early(entry)
+        self.stats.early_expired += 1
+
+    def _unlink_early(self, entry: _Early) -> None:
+        self._early_order.pop(id(entry), None)
+        if entry.operation_id is not None:
+            self._early.pop(("i", entry.operation_id), None)
+        if entry.client_context:
+            self._early.pop(("c", entry.client_context), None)
+        self.stats.early_pending -= 1
+
+    def _take_early(self, operation_id: str | None, ctx: str) -> list[_Early]:
+        if not self._early:
+            return []
+        found: list[_Early] = []
+        for key in (("i", operation_id) if operation_id else None, ("c", ctx)):
+            if key is None:
+                continue
+            entry = self._early.get(key)
+            if entry is not None and entry not in found:
+                found.append(entry)
+                self._unlink_early(entry)
+        return found

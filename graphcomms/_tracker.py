@@ -1,0 +1,277 @@
+"""``OperationTracker``: one Graph operation, from its action's response to its end.
+
+The tracker is resolved exactly once: with a terminal snapshot (success or failure), or
+with an error when the call ends, the client closes, or its own deadline passes. It
+composes an ``asyncio.Future`` (created only when somebody waits) and never
+subclasses one, so cancelling a waiter never cancels the operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from graphcomms._events import CallbackRunner, Channel
+from graphcomms.errors import InvalidRequestError, OperationFailedError
+from graphcomms.models import CommsOperation, OperationStatus, is_success
+
+if TYPE_CHECKING:
+    from graphcomms._registry import OperationRegistry
+
+__all__ = ["DoneCallback", "OperationTracker"]
+
+OpT = TypeVar("OpT", bound=CommsOperation)
+
+DoneCallback = Callable[["OperationTracker[Any]"], Any]
+"""``fn(tracker)``, sync or async; called once when the tracker resolves."""
+
+CancelHook = Callable[[], Awaitable[object]]
+
+_log = logging.getLogger("graphcomms.tracking")
+
+
+class OperationTracker(Generic[OpT]):
+    """Follows one operation to its terminal status.
+
+    ``await tracker`` returns the terminal operation when it succeeded and raises
+    :class:`~graphcomms.errors.OperationFailedError` (carrying it) when it did not.
+    ``await tracker.wait()`` returns the terminal operation either way. Both raise
+    :class:`~graphcomms.errors.CallEndedError` when the call ended first and
+    :class:`~graphcomms.errors.ClientClosedError` when the client closed first.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_callbacks",
+        "_cancel_hook",
+        "_outcome",
+        "_registry",
+        "_runner",
+        "_snapshot",
+        "_updates",
+        "_waiter",
+        "call_id",
+        "client_context",
+        "late_operation",
+        "operation_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        client_context: str,
+        snapshot: OpT,
+        runner: CallbackRunner,
+        registry: OperationRegistry | None = None,
+        cancel_hook: CancelHook | None = None,
+    ) -> None:
+        #: The call's id, normalised (lower case, no hyphens).
+        self.call_id = call_id
+        self.client_context = client_context
+        #: Graph's operation id, normalised; ``None`` until known (or never, see Graph's
+        #: beta transcription actions), in which case ``client_context`` correlates.
+        self.operation_id: str | None = None
+        #: A terminal snapshot that arrived after the tracker's own deadline had failed
+        #: it; recorded so that a late outcome is never silently dropped.
+        self.late_operation: CommsOperation | None = None
+        self._snapshot: OpT = snapshot
+        self._runner = runner
+        self._registry = registry
+        self._cancel_hook = cancel_hook
+        self._outcome: OpT | BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._callbacks: list[DoneCallback] | None = None
+        self._updates: Channel[OpT] | None = None
+
+    # -- reading -------------------------------------------------------------------
+
+    @property
+    def operation(self) -> OpT:
+        """The latest snapshot Graph sent (the terminal one once done)."""
+        return self._snapshot
+
+    @property
+    def status(self) -> OperationStatus | str | None:
+        return self._snapshot.status
+
+    def done(self) -> bool:
+        return self._outcome is not None
+
+    def succeeded(self) -> bool:
+        """True when done with a terminal snapshot that is a success."""
+        outcome = self._outcome
+        return isinstance(outcome, CommsOperation) and is_success(outcome)
+
+    def result(self) -> OpT:
+        """The terminal operation if it succeeded; raises as ``await`` does.
+
+        Raises ``asyncio.InvalidStateError`` while not done.
+        """
+        outcome = self._outcome
+        if outcome is None:
+            raise asyncio.InvalidStateError("operation is not done")
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if not is_success(outcome):
+            raise OperationFailedError(outcome)
+        return outcome
+
+    # -- waiting -------------------------------------------------------------------
+
+    async def wait(self, timeout: float | None = None) -> OpT:
+        """The terminal operation, success or failure. No hidden default timeout.
+
+        Raises the builtin ``TimeoutError`` when ``timeout`` seconds pass first; the
+        operation goes on being tracked and a later ``wait`` can still see its end.
+        Cancelling the waiting task cancels only that wait.
+        """
+        if self._outcome is None:
+            waiter = self._waiter
+            if waiter is None:
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
+            # asyncio.wait never cancels what it waits on, so other waiters are safe.
+            done, _ = await asyncio.wait((waiter,), timeout=timeout)
+            if not done:
+                raise TimeoutError(
+                    f"operation {self.operation_id or self.client_context} on call "
+                    f"{self.call_id} not done after {timeout} s (still tracked)"
+                )
+        outcome = self._outcome
+        assert outcome is not None
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def __await__(self) -> Generator[Any, None, OpT]:
+        return self._await_success().__await__()
+
+    async def _await_success(self) -> OpT:
+        await self.wait()
+        return self.result()
+
+    def add_done_callback(self, fn: DoneCallback) -> None:
+        """Call ``fn(tracker)`` once resolved (at once, soon, when already done).
+
+        ``fn`` may be sync or async. It runs outside notification ingestion; if it
+        raises, the error is logged and nothing else is affected.
+        """
+        if self._outcome is not None:
+            self._runner.run(fn, self)
+            return
+        if self._callbacks is None:
+            self._callbacks = []
+        self._callbacks.append(fn)
+
+    def remove_done_callback(self, fn: DoneCallback) -> bool:
+        if self._callbacks and fn in self._callbacks:
+            self._callbacks.remove(fn)
+            return True
+        return False
+
+    def updates(self) -> AsyncIterator[OpT]:
+        """Every snapshot from now on, ending after the terminal one.
+
+        Ends by raising ``CallEndedError`` or ``ClientClosedError`` when the tracker
+        is resolved by those instead. Already done: yields the terminal snapshot once.
+        """
+        if self._outcome is not None:
+            return _replay(self._outcome)
+        if self._updates is None:
+            self._updates = Channel(self._runner)
+        return self._updates.subscribe()
+
+    # -- cancelling ----------------------------------------------------------------
+
+    @property
+    def cancellable(self) -> bool:
+        return self._cancel_hook is not None
+
+    async def cancel(self) -> bool:
+        """Ask Graph to stop this media operation (``cancelMediaProcessing``).
+
+        Graph cancels *every* queued or running media operation on the call. The
+        tracker resolves from the notification that follows, as a failure. Returns
+        ``False`` when already done. Raises ``InvalidRequestError`` for operations that
+        ``cancelMediaProcessing`` does not stop.
+        """
+        if self._outcome is not None:
+            return False
+        if self._cancel_hook is None:
+            raise InvalidRequestError(
+                f"{type(self._snapshot).__name__} cannot be cancelled by cancelMediaProcessing"
+            )
+        await self._cancel_hook()
+        return True
+
+    async def __aenter__(self) -> OperationTracker[OpT]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Leaving the block before the operation ended cancels it server-side."""
+        if self._outcome is None and self._cancel_hook is not None:
+            try:
+                await self.cancel()
+            except Exception:
+                # The block's own exception matters more than a failed cleanup.
+                _log.warning(
+                    "cancelMediaProcessing failed on leaving the block",
+                    exc_info=True,
+                    extra=self._log_extra(),
+                )
+
+    # -- driven by the registry ----------------------------------------------------
+
+    def _update(self, snapshot: OpT) -> None:
+        """A newer non-terminal snapshot."""
+        self._snapshot = snapshot
+        if self._updates is not None:
+            self._updates.publish(snapshot)
+
+    def _resolve(self, outcome: OpT | BaseException) -> None:
+        """Resolve exactly once; the registry guarantees the once, this asserts it."""
+        assert self._outcome is None, "tracker resolved twice"
+        self._outcome = outcome
+        updates = self._updates
+        if isinstance(outcome, CommsOperation):
+            self._snapshot = outcome
+            if updates is not None:
+                updates.publish(outcome)
+                updates.close()
+        elif updates is not None:
+            updates.close(outcome)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        callbacks, self._callbacks = self._callbacks, None
+        if callbacks:
+            for fn in callbacks:
+                self._runner.run(fn, self)
+
+    def _log_extra(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "operation_id": self.operation_id,
+            "client_context": self.client_context,
+        }
+
+    def __repr__(self) -> str:
+        state = "done" if self._outcome is not None else "pending"
+        return (
+            f"<OperationTracker {type(self._snapshot).__name__} {state} "
+            f"status={self.status!s} call={self.call_id} id={self.operation_id} "
+            f"context={self.client_context}>"
+        )
+
+
+async def _replay(outcome: OpT | BaseException) -> AsyncIterator[OpT]:
+    if isinstance(outcome, BaseException):
+        raise outcome
+    yield outcome

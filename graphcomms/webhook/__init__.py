@@ -1,0 +1,47 @@
+"""Receiving Graph's call notifications: token validation, a framework-agnostic
+receiver, and an aiohttp.web adapter.
+
+Needs the ``webhook`` extra (PyJWT with cryptography)::
+
+    validator = TokenValidator(TokenValidationSettings(app_id=BOT_APP_ID))
+    receiver = NotificationReceiver(client, validator)
+    web.run_app(make_app(receiver, path="/callback"))
+"""
+
+from graphcomms.webhook._aiohttp import add_routes, make_app, make_handler
+from graphcomms.webhook._receiver import (
+    DEFAULT_MAX_BODY_SIZE,
+    NotificationReceiver,
+    NotificationSink,
+    ReceiverResult,
+    ReceiverStats,
+    is_legacy_notification,
+)
+from graphcomms.webhook._tokens import (
+    DEFAULT_ISSUERS,
+    DEFAULT_OPENID_CONFIGURATION_URL,
+    TokenRejectedError,
+    TokenValidationSettings,
+    TokenValidator,
+    TokenValidatorStats,
+    ValidatedToken,
+)
+
+__all__ = [
+    "DEFAULT_ISSUERS",
+    "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_OPENID_CONFIGURATION_URL",
+    "NotificationReceiver",
+    "NotificationSink",
+    "ReceiverResult",
+    "ReceiverStats",
+    "TokenRejectedError",
+    "TokenValidationSettings",
+    "TokenValidator",
+    "TokenValidatorStats",
+    "ValidatedToken",
+    "add_routes",
+    "is_legacy_notification",
+    "make_app",
+    "make_handler",
+]

@@ -1,0 +1,387 @@
+"""The receiver end to end: real aiohttp server, real HTTP, local key server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from cryptography.hazmat.primitives import serialization
+from webhook_support import (
+    APP_ID,
+    MISSING,
+    TENANT_ID,
+    KeyServer,
+    RecordingSink,
+    SigningKey,
+    envelope,
+    make_token,
+)
+
+from graphcomms.webhook import NotificationReceiver, TokenValidator, make_app
+
+Client = TestClient[Any, Any]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unsigned_token(header: dict[str, Any], claims: dict[str, Any], key: bytes = b"") -> str:
+    """A token PyJWT would refuse to mint: alg=none, or HS256 keyed with a public key."""
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    signature = b""
+    if header["alg"] == "HS256":
+        signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _claims() -> dict[str, Any]:
+    now = int(time.time())
+    return {"aud": APP_ID, "iss": "https://api.botframework.com", "tid": TENANT_ID,
+            "nbf": now - 10, "exp": now + 3600}  # fmt: skip
+
+
+async def post(client: Client, token: str | None, body: Any = None, **headers: str) -> Any:
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(envelope() if body is None else body) if not isinstance(body, bytes) else body
+    return await client.post("/callback", data=data, headers=headers)
+
+
+async def test_valid_token_is_fed_and_answered_202(
+    http: Client, keys: dict[str, SigningKey], sink: RecordingSink, receiver: NotificationReceiver
+) -> None:
+    response = await post(http, make_token(keys["key1"]))
+
+    assert response.status == 202
+    assert sink.fed == [envelope()]
+    assert receiver.stats.accepted == 1
+
+
+async def test_x5c_keys_verify_too(
+    http: Client, keys: dict[str, SigningKey], key_server: KeyServer, sink: RecordingSink
+) -> None:
+    key_server.published = [keys["key2"]]
+
+    response = await post(http, make_token(keys["key2"]))
+
+    assert response.status == 202
+    assert len(sink.fed) == 1
+
+
+@pytest.mark.parametrize("issuer", ["https://api.botframework.com/", "https://graph.microsoft.com"])
+async def test_other_accepted_issuers(
+    http: Client, keys: dict[str, SigningKey], sink: RecordingSink, issuer: str
+) -> None:
+    assert (await post(http, make_token(keys["key1"], iss=issuer))).status == 202
+    assert len(sink.fed) == 1
+
+
+async def test_audience_list_containing_the_app_is_accepted(
+    http: Client, keys: dict[str, SigningKey]
+) -> None:
+    token = make_token(keys["key1"], aud=["someone-else", APP_ID])
+    assert (await post(http, token)).status == 202
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+REFUSED_TOKENS = {
+    "wrong audience": (403, lambda k: make_token(k["key1"], aud="another-app")),
+    "no audience": (401, lambda k: make_token(k["key1"], aud=MISSING)),
+    "wrong issuer": (401, lambda k: make_token(k["key1"], iss="https://evil.example")),
+    "no issuer": (401, lambda k: make_token(k["key1"], iss=MISSING)),
+    "expired": (401, lambda k: make_token(k["key1"], exp=_now() - 120)),
+    "no expiry": (401, lambda k: make_token(k["key1"], exp=MISSING)),
+    "not yet valid": (401, lambda k: make_token(k["key1"], nbf=_now() + 600)),
+    "missing tid": (401, lambda k: make_token(k["key1"], tid=MISSING)),
+    "empty tid": (401, lambda k: make_token(k["key1"], tid="")),
+    "signed by another key, same kid": (401, lambda k: make_token(k["rogue"], kid="key1")),
+    "no kid": (401, lambda k: make_token(k["key1"], kid="")),
+    "alg none": (401, lambda k: _unsigned_token({"alg": "none", "kid": "key1"}, _claims())),
+    "HS256 keyed with the public key": (
+        401,
+        lambda k: _unsigned_token(
+            {"alg": "HS256", "kid": "key1", "typ": "JWT"},
+            _claims(),
+            k["key1"]
+            .private.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        ),
+    ),
+    "RS512": (401, lambda k: _rs512(k["key1"])),
+    "tampered claims": (401, lambda k: _tampered(make_token(k["key1"]))),
+    "stray character base64 would skip": (401, lambda k: make_token(k["key1"]) + "+"),
+}
+
+
+def _rs512(key: SigningKey) -> str:
+    return jwt.encode(_claims(), key.private, algorithm="RS512", headers={"kid": key.kid})
+
+
+def _tampered(token: str) -> str:
+    header, _, signature = token.split(".")
+    claims = {**_claims(), "tid": "ffffffff-0000-0000-0000-000000000000"}
+    return f"{header}.{_b64(json.dumps(claims).encode())}.{signature}"
+
+
+@pytest.mark.parametrize("case", list(REFUSED_TOKENS))
+async def test_refused_tokens_dispatch_nothing(
+    http: Client,
+    keys: dict[str, SigningKey],
+    sink: RecordingSink,
+    receiver: NotificationReceiver,
+    case: str,
+) -> None:
+    status, token = REFUSED_TOKENS[case]
+
+    response = await post(http, token(keys))
+
+    assert response.status == status
+    assert sink.fed == []
+    if status == 401:
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert receiver.stats.rejected_auth == 1
+    else:
+        assert receiver.stats.rejected_forbidden == 1
+    assert receiver.stats.accepted == 0
+
+
+async def test_expiry_within_leeway_is_accepted(http: Client, keys: dict[str, SigningKey]) -> None:
+    token = make_token(keys["key1"], exp=_now() - 10, nbf=_now() + 10)
+    assert (await post(http, token)).status == 202
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "bearer a b", "garbage", "Bearer abc.def.ghi",
+     "Bearer ....", "Bearer e30.e30.e30", "Token xyz"],
+)  # fmt: skip
+async def test_malformed_authorization_header(
+    http: Client, sink: RecordingSink, authorization: str
+) -> None:
+    response = await http.post(
+        "/callback", data=json.dumps(envelope()), headers={"Authorization": authorization}
+    )
+    assert response.status == 401
+    assert sink.fed == []
+
+
+async def test_missing_authorization_header(http: Client, sink: RecordingSink) -> None:
+    assert (await post(http, None)).status == 401
+    assert sink.fed == []
+
+
+async def test_scheme_is_case_insensitive(http: Client, keys: dict[str, SigningKey]) -> None:
+    response = await http.post(
+        "/callback",
+        data=json.dumps(envelope()),
+        headers={"Authorization": f"bearer {make_token(keys['key1'])}"},
+    )
+    assert response.status == 202
+
+
+async def test_tenant_allow_list(
+    settings: Any, keys: dict[str, SigningKey], sink: RecordingSink
+) -> None:
+    validator = TokenValidator(settings(allowed_tenants={TENANT_ID.upper()}))
+    receiver = NotificationReceiver(sink, validator)
+    async with TestClient(TestServer(make_app(receiver))) as client:
+        allowed = await post(client, make_token(keys["key1"]))
+        other = await post(client, make_token(keys["key1"], tid="99999999-0000-0000-0000-0"))
+
+    assert (allowed.status, other.status) == (202, 403)
+    assert len(sink.fed) == 1
+    assert receiver.stats.rejected_forbidden == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"not json", b"{", b"\xff\xfe\x00garbage", b"[1, 2]", b'"a string"', b"null",
+     b"[" * 100_000, b'{"value": "not a list"}', b'{"unexpected": true}'],
+    ids=["empty", "text", "truncated", "binary", "array", "string", "null", "deep", "shape",
+         "unknown"],
+)  # fmt: skip
+async def test_garbage_body_is_400(
+    http: Client,
+    keys: dict[str, SigningKey],
+    sink: RecordingSink,
+    receiver: NotificationReceiver,
+    body: bytes,
+) -> None:
+    response = await post(http, make_token(keys["key1"]), body)
+
+    assert response.status == 400
+    assert sink.fed == []
+    assert receiver.stats.malformed == 1
+
+
+async def test_unknown_odata_type_inside_an_envelope_is_accepted(
+    http: Client, keys: dict[str, SigningKey], sink: RecordingSink
+) -> None:
+    body = envelope(**{"@odata.type": "#microsoft.graph.somethingNew"})
+    assert (await post(http, make_token(keys["key1"]), body)).status == 202
+    assert sink.fed == [body]
+
+
+async def test_declared_charset_is_honoured_after_utf8_fails(
+    http: Client, keys: dict[str, SigningKey], sink: RecordingSink
+) -> None:
+    body = json.dumps(envelope(displayName="Zoë"), ensure_ascii=False).encode("cp1252")
+
+    response = await post(
+        http,
+        make_token(keys["key1"]),
+        body,
+        **{"Content-Type": "application/json; charset=Windows-1252"},
+    )
+
+    assert response.status == 202
+    assert sink.fed[0]["value"][0]["resourceData"]["displayName"] == "Zoë"
+
+
+LEGACY_CONVERSATION = {
+    "id": "b8f1a2c3-0000-0000-0000-000000000001",
+    "participants": [
+        {"identity": "29:caller", "languageId": "en-US", "originator": True},
+        {"identity": "28:bot", "originator": False},
+    ],
+    "isMultiparty": False,
+    "presentedModalityTypes": ["audio"],
+    "callState": "incoming",
+    "links": {"callback": "https://example.invalid/callback"},
+}
+
+
+async def test_legacy_format_is_answered_204(
+    http: Client, keys: dict[str, SigningKey], sink: RecordingSink, receiver: NotificationReceiver
+) -> None:
+    response = await post(http, make_token(keys["key1"]), LEGACY_CONVERSATION)
+
+    assert response.status == 204
+    assert sink.fed == []
+    assert receiver.stats.legacy == 1
+
+
+async def test_legacy_format_still_needs_a_valid_token(http: Client, sink: RecordingSink) -> None:
+    assert (await post(http, None, LEGACY_CONVERSATION)).status == 401
+
+
+@pytest.fixture
+def small_limit(receiver: NotificationReceiver) -> int:
+    receiver.max_body_size = 4096
+    return 4096
+
+
+async def test_body_at_the_limit_is_read(
+    http: Client, keys: dict[str, SigningKey], small_limit: int
+) -> None:
+    body = envelope(padding="")
+    padding = small_limit - len(json.dumps(body).encode())
+    body = envelope(padding="x" * padding)
+    assert len(json.dumps(body).encode()) == small_limit
+    assert (await post(http, make_token(keys["key1"]), body)).status == 202
+
+
+async def test_oversized_body_is_413(
+    http: Client,
+    keys: dict[str, SigningKey],
+    sink: RecordingSink,
+    receiver: NotificationReceiver,
+    small_limit: int,
+) -> None:
+    response = await post(http, make_token(keys["key1"]), envelope(padding="x" * small_limit))
+
+    assert response.status == 413
+    assert sink.fed == []
+    assert receiver.stats.too_large == 1
+
+
+async def test_oversized_chunked_upload_without_content_length_is_413(
+    http: Client,
+    keys: dict[str, SigningKey],
+    sink: RecordingSink,
+    receiver: NotificationReceiver,
+    small_limit: int,
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(16):
+            yield b"x" * 1024
+
+    response = await http.post(
+        "/callback",
+        data=chunks(),
+        headers={"Authorization": f"Bearer {make_token(keys['key1'])}"},
+    )
+
+    assert response.status == 413
+    assert "Content-Length" not in response.request_info.headers
+    assert sink.fed == []
+    assert receiver.stats.too_large == 1
+
+
+async def test_small_chunked_upload_is_accepted(
+    http: Client, keys: dict[str, SigningKey], sink: RecordingSink
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        data = json.dumps(envelope()).encode()
+        for start in range(0, len(data), 100):
+            yield data[start : start + 100]
+
+    response = await http.post(
+        "/callback", data=chunks(), headers={"Authorization": f"Bearer {make_token(keys['key1'])}"}
+    )
+    assert response.status == 202
+    assert sink.fed == [envelope()]
+
+
+async def test_declared_oversize_is_refused_before_the_body_is_read(
+    http: Client, sink: RecordingSink, receiver: NotificationReceiver
+) -> None:
+    """The client declares 100 MiB and sends none of it: only the header can be judged."""
+    reader, writer = await asyncio.open_connection(http.host, http.port)
+    try:
+        writer.write(
+            b"POST /callback HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 104857600\r\n\r\n"
+        )
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 5)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+    assert status_line.startswith(b"HTTP/1.1 413")
+    assert sink.fed == []
+    assert receiver.stats.too_large == 1
+
+
+async def test_only_post_is_served(http: Client) -> None:
+    assert (await http.get("/callback")).status == 405
+
+
+async def test_concurrent_requests_with_one_token_verify_once(
+    http: Client, keys: dict[str, SigningKey], receiver: NotificationReceiver, sink: RecordingSink
+) -> None:
+    token = make_token(keys["key1"])
+    await post(http, token)
+
+    responses = await asyncio.gather(*(post(http, token) for _ in range(20)))
+
+    assert {r.status for r in responses} == {202}
+    assert len(sink.fed) == 21
+    assert receiver.validator is not None
+    assert receiver.validator.stats.verifications == 1

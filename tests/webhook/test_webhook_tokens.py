@@ -1,0 +1,309 @@
+"""TokenValidator on its own: key fetching, refetch limits, rotation, caching, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+from webhook_support import APP_ID, TENANT_ID, KeyServer, SigningKey, make_token
+
+from graphcomms.webhook import (
+    DEFAULT_ISSUERS,
+    DEFAULT_OPENID_CONFIGURATION_URL,
+    TokenRejectedError,
+    TokenValidationSettings,
+    TokenValidator,
+)
+
+
+async def test_valid_token_returns_its_claims(
+    validator: TokenValidator, keys: dict[str, SigningKey]
+) -> None:
+    token = make_token(keys["key1"])
+
+    validated = await validator.validate(token)
+
+    assert validated.tenant_id == TENANT_ID
+    assert validated.issuer == "https://api.botframework.com"
+    assert validated.claims["aud"] == APP_ID
+
+
+async def test_unknown_kid_refetches_once_per_interval(
+    validator: TokenValidator, keys: dict[str, SigningKey], key_server: KeyServer
+) -> None:
+    await validator.validate(make_token(keys["key1"]))  # the first load
+    assert key_server.jwks_hits == 1
+
+    with pytest.raises(TokenRejectedError) as first:
+        await validator.validate(make_token(keys["rogue"], kid="unknown-1"))
+    assert first.value.status == 401
+    assert key_server.jwks_hits == 2  # exactly one refetch
+
+    with pytest.raises(TokenRejectedError):
+        await validator.validate(make_token(keys["rogue"], kid="unknown-2"))
+    assert key_server.jwks_hits == 2  # within the interval: no refetch
+    assert validator.stats.verifications == 1
+
+
+async def test_rotated_key_is_accepted_after_one_refetch(
+    validator: TokenValidator, keys: dict[str, SigningKey], key_server: KeyServer
+) -> None:
+    await validator.validate(make_token(keys["key1"]))
+    key_server.published = [keys["key1"], keys["key2"]]
+
+    validated = await validator.validate(make_token(keys["key2"]))
+
+    assert validated.tenant_id == TENANT_ID
+    assert key_server.jwks_hits == 2
+    await validator.validate(make_token(keys["key1"], tid="another"))  # old key still there
+
+
+async def test_concurrent_unknown_kids_share_one_refetch(
+    validator: TokenValidator, keys: dict[str, SigningKey], key_server: KeyServer
+) -> None:
+    await validator.validate(make_token(keys["key1"]))
+    key_server.published = [keys["key1"], keys["key2"]]
+    key_server.delay = 0.2
+    tokens = [make_token(keys["key2"], jti=str(n)) for n in range(10)]
+
+    results = await asyncio.gather(*(validator.validate(t) for t in tokens))
+
+    assert len(results) == 10
+    assert key_server.jwks_hits == 2
+
+
+async def test_first_requests_share_the_initial_load(
+    validator: TokenValidator, keys: dict[str, SigningKey], key_server: KeyServer
+) -> None:
+    key_server.delay = 0.2
+    tokens = [make_token(keys["key1"], jti=str(n)) for n in range(10)]
+
+    await asyncio.gather(*(validator.validate(t) for t in tokens))
+
+    assert key_server.jwks_hits == 1
+
+
+async def test_cancelled_request_does_not_cancel_the_shared_fetch(
+    validator: TokenValidator, keys: dict[str, SigningKey], key_server: KeyServer
+) -> None:
+    key_server.delay = 0.2
+    first = asyncio.ensure_future(validator.validate(make_token(keys["key1"], jti="a")))
+    second = asyncio.ensure_future(validator.validate(make_token(keys["key1"], jti="b")))
+    await asyncio.sleep(0.05)
+    first.cancel()
+
+    assert (await second).tenant_id == TENANT_ID
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert key_server.jwks_hits == 1
+
+
+async def test_failed_fetch_keeps_the_old_keys(
+    validator: TokenValidator,
+    keys: dict[str, SigningKey],
+    key_server: KeyServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await validator.validate(make_token(keys["key1"]))
+    key_server.fail = True
+
+    with caplog.at_level(logging.WARNING, logger="graphcomms.webhook"):
+        assert await validator.refresh_keys() is True
+
+    assert "keeping 1 known keys" in caplog.text
+    assert validator.stats.key_fetch_failures == 1
+    assert (await validator.validate(make_token(keys["key1"], jti="new"))).tenant_id == TENANT_ID
+
+
+async def test_failed_unknown_kid_refetch_keeps_the_old_keys(
+    validator: TokenValidator, keys: dict[str, SigningKey], key_server: KeyServer
+) -> None:
+    await validator.validate(make_token(keys["key1"]))
+    key_server.fail = True
+
+    with pytest.raises(TokenRejectedError):
+        await validator.validate(make_token(keys["key2"]))
+
+    assert validator.stats.key_fetch_failures == 1
+    await validator.validate(make_token(keys["key1"], jti="new"))
+
+
+async def test_unreachable_key_server_refuses_without_raising_anything_else(
+    keys: dict[str, SigningKey],
+) -> None:
+    settings = TokenValidationSettings(
+        app_id=APP_ID, openid_configuration_url="http://127.0.0.1:9/nothing", fetch_timeout=2
+    )
+    async with TokenValidator(settings) as validator:
+        with pytest.raises(TokenRejectedError) as refused:
+            await validator.validate(make_token(keys["key1"]))
+        assert refused.value.status == 401
+        assert validator.stats.key_fetch_failures == 1
+
+
+@pytest.mark.parametrize(
+    "document",
+    [{"keys": []}, {"keys": [{"kid": "k", "kty": "RSA", "n": "!!", "e": "AQAB"}]}, {"no": 1}, []],
+)
+async def test_unusable_jwks_counts_as_a_failed_fetch(
+    validator: TokenValidator, key_server: KeyServer, document: Any
+) -> None:
+    key_server.document = document
+
+    assert await validator.refresh_keys() is False
+    assert validator.stats.key_fetch_failures == 1
+
+
+async def test_non_rsa_and_encryption_keys_are_skipped(
+    validator: TokenValidator, keys: dict[str, SigningKey], key_server: KeyServer
+) -> None:
+    good = keys["key1"].jwk()
+    key_server.document = {
+        "keys": [
+            {"kty": "EC", "kid": "ec", "crv": "P-256", "x": "AA", "y": "AA"},
+            {**good, "kid": "enc", "use": "enc"},
+            {"kty": "RSA"},
+            {"kty": "RSA", "kid": "broken", "x5c": ["bm90IGEgY2VydA=="]},
+            good,
+        ]
+    }
+
+    assert await validator.refresh_keys() is True
+    await validator.validate(make_token(keys["key1"]))
+    for kid in ("enc", "ec", "broken"):
+        with pytest.raises(TokenRejectedError, match="unknown key"):
+            await validator.validate(make_token(keys["key1"], kid=kid))
+
+
+async def test_cache_hit_skips_the_rsa_verification(
+    validator: TokenValidator, keys: dict[str, SigningKey]
+) -> None:
+    token = make_token(keys["key1"])
+
+    first = await validator.validate(token)
+    second = await validator.validate(token)
+
+    assert first is second
+    assert validator.stats.verifications == 1
+    assert validator.stats.cache_hits == 1
+
+    await validator.validate(make_token(keys["key1"], jti="other"))
+    assert validator.stats.verifications == 2
+
+
+async def test_cached_token_still_expires(
+    settings: Any, keys: dict[str, SigningKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with TokenValidator(settings(leeway=0)) as validator:
+        token = make_token(keys["key1"], exp=int(time.time()) + 60)
+        await validator.validate(token)
+        later = time.time() + 120
+        monkeypatch.setattr(time, "time", lambda: later)
+
+        with pytest.raises(TokenRejectedError, match="expired"):
+            await validator.validate(token)
+
+
+async def test_cache_is_bounded(settings: Any, keys: dict[str, SigningKey]) -> None:
+    async with TokenValidator(settings(token_cache_size=3)) as validator:
+        tokens = [make_token(keys["key1"], jti=str(n)) for n in range(5)]
+        for token in tokens:
+            await validator.validate(token)
+        await validator.validate(tokens[-1])
+        await validator.validate(tokens[0])  # evicted: verified again
+
+        assert validator.stats.verifications == 6
+        assert validator.stats.cache_hits == 1
+        assert "cached_tokens=3" in repr(validator)
+
+
+async def test_withdrawn_key_clears_the_cache(
+    validator: TokenValidator, keys: dict[str, SigningKey], key_server: KeyServer
+) -> None:
+    token = make_token(keys["key1"])
+    await validator.validate(token)
+    key_server.published = [keys["key2"]]
+
+    await validator.refresh_keys()
+
+    with pytest.raises(TokenRejectedError, match="unknown key"):
+        await validator.validate(token)
+
+
+async def test_stale_keys_refresh_in_the_background(
+    settings: Any, keys: dict[str, SigningKey], key_server: KeyServer
+) -> None:
+    async with TokenValidator(settings(key_refresh_interval=0)) as validator:
+        await validator.validate(make_token(keys["key1"]))
+        assert key_server.jwks_hits == 1
+        key_server.delay = 0.1
+
+        await validator.validate(make_token(keys["key1"], jti="x"))
+        assert key_server.jwks_hits == 1  # the request did not wait for the refresh
+
+        await validator.refresh_keys()  # joins the refresh under way
+        assert key_server.jwks_hits == 2
+
+
+async def test_borrowed_session_is_not_closed(settings: Any, keys: dict[str, SigningKey]) -> None:
+    async with aiohttp.ClientSession() as session:
+        validator = TokenValidator(settings(), session=session)
+        await validator.validate(make_token(keys["key1"]))
+        await validator.aclose()
+        await validator.aclose()
+        assert not session.closed
+
+
+async def test_aclose_is_idempotent_and_stops_fetching(
+    settings: Any, keys: dict[str, SigningKey], key_server: KeyServer
+) -> None:
+    validator = TokenValidator(settings())
+    await validator.validate(make_token(keys["key1"]))
+
+    await validator.aclose()
+    await validator.aclose()
+
+    assert "closed" in repr(validator)
+    with pytest.raises(TokenRejectedError):
+        await validator.validate(make_token(keys["key2"]))
+    assert key_server.jwks_hits == 1
+
+
+async def test_aclose_cancels_a_fetch_under_way(
+    settings: Any, keys: dict[str, SigningKey], key_server: KeyServer
+) -> None:
+    key_server.delay = 5
+    validator = TokenValidator(settings())
+    pending = asyncio.ensure_future(validator.validate(make_token(keys["key1"])))
+    await asyncio.sleep(0.05)
+
+    await validator.aclose()
+
+    with pytest.raises(TokenRejectedError):
+        await pending
+
+
+def test_settings_defaults_and_normalisation() -> None:
+    settings = TokenValidationSettings(
+        app_id=APP_ID, issuers=["https://a.example/"], allowed_tenants=["ABC"]
+    )
+
+    assert settings.issuers == frozenset({"https://a.example"})
+    assert settings.allowed_tenants == frozenset({"abc"})
+    defaults = TokenValidationSettings(app_id=APP_ID)
+    assert defaults.openid_configuration_url == DEFAULT_OPENID_CONFIGURATION_URL
+    assert defaults.issuers == DEFAULT_ISSUERS
+    assert defaults.allowed_tenants is None
+    assert defaults.leeway == 60
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"app_id": ""}, {"app_id": "  "}, {"app_id": APP_ID, "leeway": -1}]
+)
+def test_settings_refuse_nonsense(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        TokenValidationSettings(**overrides)
