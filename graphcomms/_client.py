@@ -23,6 +23,7 @@ from graphcomms._converter import (
 from graphcomms._events import CallbackRunner, Channel
 from graphcomms._http import GRAPH_V1, HttpResponse, HttpTransport, RetryPolicy
 from graphcomms._ingest import Ingestor
+from graphcomms._reconcile import Reconciler
 from graphcomms._registry import ClientStats, LateResultHook, OperationRegistry
 from graphcomms._routing import ResourceKind, normalize_id, parse_resource_path
 from graphcomms._tracker import CancelHook, OperationTracker
@@ -76,6 +77,11 @@ class CommsClient:
     ``late_result_grace`` after that is kept on the tracker and passed to
     ``on_late_result``. Notifications for operations not yet known are kept up to
     ``early_ttl`` seconds, at most ``early_limit`` of them.
+
+    Graph can lose notifications. A tracker Graph has been silent about for
+    ``reconcile_after`` seconds is reconciled by reading its operation (or, failing
+    that, its call) back from Graph, at most once per ``reconcile_interval`` per call;
+    ``reconcile_after=None`` switches this off.
     """
 
     def __init__(
@@ -93,6 +99,8 @@ class CommsClient:
         on_late_result: LateResultHook | None = None,
         early_limit: int = 10_000,
         early_ttl: float = 60.0,
+        reconcile_after: float | None = 60.0,
+        reconcile_interval: float = 30.0,
     ) -> None:
         self.callback_uri = callback_uri
         self.operation_timeout = operation_timeout
@@ -114,10 +122,28 @@ class CommsClient:
         )
         self._ingestor = Ingestor(self._registry, self, self.stats)
         self._calls: dict[str, CallHandle] = {}
-        self._ended_calls: OrderedDict[str, None] = OrderedDict()
+        # Ended calls' handles, so a straggling notification is not taken for a new
+        # call and client.call(id) still says the call ended. Bounded.
+        self._ended_calls: OrderedDict[str, CallHandle] = OrderedDict()
         self._incoming: Channel[CallHandle] = Channel(self._runner)
         self._source = notifications
         self._source_task: asyncio.Task[None] | None = None
+        self._reconciler = (
+            Reconciler(
+                registry=self._registry,
+                stats=self.stats,
+                get_operation=self._get_operation,
+                get_call=self._get_call,
+                call_ended=self._call_gone,
+                raw_call_id=self._raw_call_id,
+                after=reconcile_after,
+                min_interval=reconcile_interval,
+            )
+            if reconcile_after is not None
+            else None
+        )
+        self._reconciler_task: asyncio.Task[None] | None = None
+        self._started = False
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------
@@ -135,13 +161,21 @@ class CommsClient:
         await self.aclose()
 
     def start(self) -> None:
-        """Start consuming ``notifications`` (done by ``async with`` and by the first
-        request). Idempotent."""
+        """Start the client's tasks: consuming ``notifications`` and reconciling silent
+        operations. Done by ``async with`` and by the first request. Idempotent."""
         if self._closed:
             raise ClientClosedError("the client is closed and cannot be reopened")
-        if self._source is not None and self._source_task is None:
-            self._source_task = asyncio.get_running_loop().create_task(
+        if self._started:
+            return
+        self._started = True
+        loop = asyncio.get_running_loop()
+        if self._source is not None:
+            self._source_task = loop.create_task(
                 self.run(self._source), name="graphcomms-notifications"
+            )
+        if self._reconciler is not None:
+            self._reconciler_task = loop.create_task(
+                self._reconciler.run(), name="graphcomms-reconcile"
             )
 
     @property
@@ -155,9 +189,10 @@ class CommsClient:
         if self._closed:
             return
         self._closed = True
-        if self._source_task is not None:
-            self._source_task.cancel()
-            await asyncio.gather(self._source_task, return_exceptions=True)
+        tasks = [t for t in (self._source_task, self._reconciler_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._registry.close()
         closed = ClientClosedError("the client was closed")
         for handle in list(self._calls.values()):
@@ -234,8 +269,9 @@ class CommsClient:
         handle._apply_roster(participants, deleted)
 
     def _forget_call(self, key: str) -> None:
-        self._calls.pop(key, None)
-        self._ended_calls[key] = None
+        handle = self._calls.pop(key, None)
+        if handle is not None:
+            self._ended_calls[key] = handle
         if len(self._ended_calls) > 10_000:
             self._ended_calls.popitem(last=False)
 
@@ -244,11 +280,9 @@ class CommsClient:
     def call(self, call_id: str) -> CallHandle:
         """The handle of a call by id (one handle per call while it lives)."""
         key = normalize_id(call_id)
-        handle = self._calls.get(key)
+        handle = self._calls.get(key) or self._ended_calls.get(key)
         if handle is None:
-            handle = CallHandle(self, call_id, self._runner)
-            if key not in self._ended_calls:
-                self._calls[key] = handle
+            handle = self._calls[key] = CallHandle(self, call_id, self._runner)
         return handle
 
     async def create_call(
@@ -317,8 +351,25 @@ class CommsClient:
     def _check_open(self) -> None:
         if self._closed:
             raise ClientClosedError("the client is closed")
-        if self._source is not None and self._source_task is None:
+        if not self._started:
             self.start()
+
+    def _raw_call_id(self, key: str) -> str:
+        handle = self._calls.get(key)
+        return handle.id if handle is not None else key
+
+    def _call_gone(self, key: str, call: Call | None) -> None:
+        """The reconciler found the call ended (404, or terminated)."""
+        ended = call if call is not None else Call(state=CallState.TERMINATED)
+        self.on_call(key, self._raw_call_id(key), ChangeType.DELETED, ended)
+        self._registry.fail_call(key, ended.result_info)
+
+    async def reconcile(self) -> int:
+        """Run one reconciliation pass now (the client also runs them on its own);
+        returns how many calls it looked at."""
+        if self._reconciler is None:
+            return 0
+        return await self._reconciler.reconcile_once()
 
     async def _post_action(
         self, call: CallHandle, request: ActionRequest, *, participant_id: str | None = None

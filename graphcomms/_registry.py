@@ -55,6 +55,8 @@ class ClientStats:
     unmatched: int = 0  # items about resources graphcomms does not follow
     bad_items: int = 0  # items that could not be parsed (logged)
     callback_errors: int = 0
+    reconciliations: int = 0  # GETs made for trackers Graph had gone silent about
+    reconciled: int = 0  # trackers those GETs resolved (lost notifications recovered)
 
 
 @attrs.define(slots=True, eq=False)
@@ -114,6 +116,7 @@ class OperationRegistry:
                 f"clientContext {ctx!r} is already in use by a pending operation; it must be unique"
             )
         self._by_context[ctx] = tracker
+        tracker._touched = self._clock()
         self._by_call.setdefault(tracker.call_id, {})[tracker] = None
         self.stats.pending += 1
         if timeout is not None:
@@ -230,6 +233,23 @@ class OperationRegistry:
     def pending_for_call(self, call_id: str) -> list[OperationTracker[Any]]:
         return list(self._by_call.get(call_id, ()))
 
+    def silent(self, older_than: float) -> dict[str, list[OperationTracker[Any]]]:
+        """Pending trackers, by call, that heard nothing since ``older_than`` (registry
+        clock). A periodic scan, not a per-notification cost."""
+        found: dict[str, list[OperationTracker[Any]]] = {}
+        for call_id, trackers in self._by_call.items():
+            quiet = [t for t in trackers if t._touched <= older_than]
+            if quiet:
+                found[call_id] = quiet
+        return found
+
+    def touch(self, tracker: OperationTracker[Any]) -> None:
+        tracker._touched = self._clock()
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
+
     @property
     def holds_nothing(self) -> bool:
         """True when no tracker, timer or early snapshot is held (finished-work memory
@@ -246,6 +266,7 @@ class OperationRegistry:
         if deleted or is_terminal(snapshot.status):
             self._finish(tracker, snapshot)
         else:
+            tracker._touched = self._clock()
             tracker._update(snapshot)
 
     def _finish(

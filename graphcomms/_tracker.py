@@ -51,6 +51,7 @@ class OperationTracker(Generic[OpT]):
         "_registry",
         "_runner",
         "_snapshot",
+        "_touched",
         "_updates",
         "_waiter",
         "call_id",
@@ -79,6 +80,8 @@ class OperationTracker(Generic[OpT]):
         #: it; recorded so that a late outcome is never silently dropped.
         self.late_operation: CommsOperation | None = None
         self._snapshot: OpT = snapshot
+        #: When Graph last said anything about it (registry clock); drives reconciling.
+        self._touched = 0.0
         self._runner = runner
         self._registry = registry
         self._cancel_hook = cancel_hook

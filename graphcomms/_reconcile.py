@@ -1,0 +1,131 @@
+"""Recovering lost notifications.
+
+Graph does not promise to deliver every notification (reference §5.6; users report
+ones that never arrive). A tracker Graph has been silent about for ``after`` seconds is
+reconciled: graphcomms reads the operation back (``GET .../operations/{id}``) and,
+where Graph will not answer that (it documents the GET for one operation type only),
+reads the call. A 404 on the call means it is gone: its trackers fail with
+``CallEndedError``. Each call is reconciled at most once per ``min_interval``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from graphcomms._registry import OperationRegistry
+from graphcomms._tracker import OperationTracker
+from graphcomms.errors import GraphCommsError, NotFoundError, ResponseError
+from graphcomms.models import Call, CallState, CommsOperation, is_terminal
+
+if TYPE_CHECKING:
+    from graphcomms._registry import ClientStats
+
+__all__ = ["Reconciler"]
+
+_log = logging.getLogger("graphcomms.reconcile")
+
+
+class Reconciler:
+    """Owned by the client; ``run()`` is its task, ``reconcile_once()`` one pass."""
+
+    def __init__(
+        self,
+        *,
+        registry: OperationRegistry,
+        stats: ClientStats,
+        get_operation: Callable[[str, str], Awaitable[CommsOperation]],
+        get_call: Callable[[str], Awaitable[Call]],
+        call_ended: Callable[[str, Call | None], None],
+        raw_call_id: Callable[[str], str],
+        after: float,
+        min_interval: float,
+    ) -> None:
+        self._registry = registry
+        self._stats = stats
+        self._get_operation = get_operation
+        self._get_call = get_call
+        self._call_ended = call_ended
+        self._raw_call_id = raw_call_id
+        self.after = after
+        self.min_interval = min_interval
+        self._next_allowed: dict[str, float] = {}
+
+    async def run(self) -> None:
+        # Waking at a fraction of `after` bounds how late a silent tracker is noticed
+        # without a timer per tracker.
+        tick = max(min(self.after, self.min_interval) / 2, 0.01)
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                await self.reconcile_once()
+            except Exception:
+                _log.exception("reconciliation pass failed")
+
+    async def reconcile_once(self) -> int:
+        """Reconcile every call with silent trackers that is not rate-limited; returns
+        how many calls were reconciled."""
+        now = self._registry.clock()
+        silent = self._registry.silent(now - self.after)
+        for call_id in [c for c in self._next_allowed if c not in silent]:
+            if self._next_allowed[call_id] <= now:
+                del self._next_allowed[call_id]
+        due = [(c, ts) for c, ts in silent.items() if self._next_allowed.get(c, 0.0) <= now]
+        for call_id, _ in due:
+            self._next_allowed[call_id] = now + self.min_interval
+        if due:
+            await asyncio.gather(*(self._reconcile_call(c, ts) for c, ts in due))
+        return len(due)
+
+    async def _reconcile_call(self, call_id: str, trackers: list[OperationTracker[Any]]) -> None:
+        raw_call = self._raw_call_id(call_id)
+        check_call = False
+        for tracker in trackers:
+            if tracker.done():
+                continue
+            self._registry.touch(tracker)
+            op_id = tracker.operation.id or tracker.operation_id
+            if op_id is None:
+                check_call = True
+                continue
+            self._stats.reconciliations += 1
+            try:
+                snapshot = await self._get_operation(raw_call, op_id)
+            except ResponseError as exc:
+                # 404: gone (or never readable); 400/405/501: not supported for this
+                # type. Either way the call says whether anything is still alive.
+                _log.debug("reading operation %s back failed: %s", op_id, exc.status)
+                check_call = True
+                continue
+            except GraphCommsError as exc:
+                _log.warning("reconciling operation %s failed: %s", op_id, exc)
+                continue
+            if tracker.done():
+                continue
+            self._registry.apply(call_id, tracker.operation_id, snapshot, deleted=False)
+            if tracker.done() and is_terminal(snapshot.status):
+                self._stats.reconciled += 1
+                _log.info(
+                    "operation %s recovered by reading it back: %s",
+                    op_id,
+                    snapshot.status,
+                    extra=tracker._log_extra(),
+                )
+        if check_call:
+            await self._reconcile_call_state(call_id, raw_call)
+
+    async def _reconcile_call_state(self, call_id: str, raw_call: str) -> None:
+        self._stats.reconciliations += 1
+        try:
+            call = await self._get_call(raw_call)
+        except NotFoundError:
+            _log.info("call %s is gone (404); failing its operations", raw_call)
+            self._call_ended(call_id, None)
+            return
+        except GraphCommsError as exc:
+            _log.warning("reconciling call %s failed: %s", raw_call, exc)
+            return
+        if call.state is CallState.TERMINATED:
+            self._call_ended(call_id, call)
