@@ -10,6 +10,7 @@ __all__ = [
     "ChangeType",
     "CompletionReason",
     "EndpointType",
+    "GraphEnum",
     "MediaDirection",
     "MediaState",
     "Modality",
@@ -21,14 +22,21 @@ __all__ = [
 ]
 
 
-class OperationStatus(str, Enum):
+class GraphEnum(str, Enum):
+    """A Graph enum: compares equal to its wire string and prints as it."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class OperationStatus(GraphEnum):
     NOT_STARTED = "notStarted"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
 
 
-class CompletionReason(str, Enum):
+class CompletionReason(GraphEnum):
     """Why an operation ended.
 
     Graph has one enum per operation type (playPrompt, record, sendDtmf), but returns
@@ -52,13 +60,13 @@ class CompletionReason(str, Enum):
     UNKNOWN_FUTURE_VALUE = "unknownFutureValue"
 
 
-class ChangeType(str, Enum):
+class ChangeType(GraphEnum):
     CREATED = "created"
     UPDATED = "updated"
     DELETED = "deleted"
 
 
-class CallState(str, Enum):
+class CallState(GraphEnum):
     INCOMING = "incoming"
     ESTABLISHING = "establishing"
     RINGING = "ringing"
@@ -72,12 +80,12 @@ class CallState(str, Enum):
     UNKNOWN_FUTURE_VALUE = "unknownFutureValue"
 
 
-class CallDirection(str, Enum):
+class CallDirection(GraphEnum):
     INCOMING = "incoming"
     OUTGOING = "outgoing"
 
 
-class Modality(str, Enum):
+class Modality(GraphEnum):
     UNKNOWN = "unknown"
     AUDIO = "audio"
     VIDEO = "video"
@@ -86,20 +94,20 @@ class Modality(str, Enum):
     UNKNOWN_FUTURE_VALUE = "unknownFutureValue"
 
 
-class MediaState(str, Enum):
+class MediaState(GraphEnum):
     ACTIVE = "active"
     INACTIVE = "inactive"
     UNKNOWN_FUTURE_VALUE = "unknownFutureValue"
 
 
-class MediaDirection(str, Enum):
+class MediaDirection(GraphEnum):
     INACTIVE = "inactive"
     SEND_ONLY = "sendOnly"
     RECEIVE_ONLY = "receiveOnly"
     SEND_RECEIVE = "sendReceive"
 
 
-class Tone(str, Enum):
+class Tone(GraphEnum):
     TONE0 = "tone0"
     TONE1 = "tone1"
     TONE2 = "tone2"
@@ -141,7 +149,7 @@ class Tone(str, Enum):
         return {"star": "*", "pound": "#", "flash": "!"}.get(self.value, self.value.upper())
 
 
-class RecordingStatus(str, Enum):
+class RecordingStatus(GraphEnum):
     UNKNOWN = "unknown"
     NOT_RECORDING = "notRecording"
     RECORDING = "recording"
@@ -149,19 +157,19 @@ class RecordingStatus(str, Enum):
     UNKNOWN_FUTURE_VALUE = "unknownFutureValue"
 
 
-class RejectReason(str, Enum):
+class RejectReason(GraphEnum):
     NONE = "none"
     BUSY = "busy"
     FORBIDDEN = "forbidden"
     UNKNOWN_FUTURE_VALUE = "unknownFutureValue"
 
 
-class ScreenSharingRole(str, Enum):
+class ScreenSharingRole(GraphEnum):
     VIEWER = "viewer"
     SHARER = "sharer"
 
 
-class EndpointType(str, Enum):
+class EndpointType(GraphEnum):
     DEFAULT = "default"
     VOICEMAIL = "voicemail"
     SKYPE_FOR_BUSINESS = "skypeForBusiness"

@@ -1,0 +1,891 @@
+"""The Graph emulator, driven with raw HTTP like Graph's own clients would be.
+
+No graphcomms client here on purpose: the emulator is an independent check of the
+client, so its tests speak JSON to it directly, and a tiny aiohttp "bot" receives its
+notifications and verifies their JWTs against the emulator's JWKS with pyjwt.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import io
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from aiohttp import web
+
+from graphcomms.testing import _emulator as emulator_module
+from graphcomms.testing._emulator import (
+    DEFAULT_APP_ID,
+    DEFAULT_TENANT_ID,
+    Faults,
+    GraphEmulator,
+    run_emulator,
+)
+
+PROMPT = {
+    "@odata.type": "#microsoft.graph.mediaPrompt",
+    "mediaInfo": {"@odata.type": "#microsoft.graph.mediaInfo", "uri": "https://x/hello.wav"},
+}
+SERVICE_HOSTED = {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"}
+
+
+class Bot:
+    """A webhook that records every notification and checks its bearer token."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.rejected: list[str] = []
+        self.status = 202
+        self.jwks_url: str | None = None
+        self.url = ""
+        self._jwks: jwt.PyJWKSet | None = None
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/callback", self._handle)
+        app.router.add_post("/other", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/callback"
+        self._session = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        assert self._session is not None
+        assert self._runner is not None
+        await self._session.close()
+        await self._runner.cleanup()
+
+    async def _key(self, kid: str) -> Any:
+        assert self._session is not None
+        assert self.jwks_url is not None
+        if self._jwks is None or kid not in {k.key_id for k in self._jwks.keys}:
+            async with self._session.get(self.jwks_url) as response:
+                self._jwks = jwt.PyJWKSet.from_dict(await response.json())
+        return self._jwks[kid].key
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        try:
+            kid = jwt.get_unverified_header(token)["kid"]
+            jwt.decode(
+                token,
+                await self._key(kid),
+                algorithms=["RS256"],
+                audience=DEFAULT_APP_ID,
+                issuer="https://api.botframework.com",
+                options={"require": ["exp", "nbf", "iat", "iss", "aud", "tid"]},
+            )
+        except (jwt.PyJWTError, KeyError) as exc:
+            self.rejected.append(repr(exc))
+            return web.Response(status=403)
+        self.received.append((dict(request.headers), await request.json()))
+        return web.Response(status=self.status)
+
+    def items(self, resource: str = "") -> list[dict[str, Any]]:
+        """Notification items in arrival order whose resourceUrl contains ``resource``."""
+        return [
+            item
+            for _, body in self.received
+            for item in body["value"]
+            if resource in str(item.get("resourceUrl"))
+        ]
+
+
+@pytest.fixture
+async def bot() -> AsyncIterator[Bot]:
+    bot = Bot()
+    await bot.start()
+    yield bot
+    await bot.close()
+    assert bot.rejected == []
+
+
+@pytest.fixture
+async def emu(bot: Bot) -> AsyncIterator[GraphEmulator]:
+    async with GraphEmulator(bot_webhook_url=bot.url, prompt_seconds=0.02) as emulator:
+        bot.jwks_url = emulator.jwks_url
+        yield emulator
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer app-token"}) as session:
+        yield session
+
+
+class Graph:
+    """Shorthands for raw requests against one emulator."""
+
+    def __init__(self, http: aiohttp.ClientSession, emu: GraphEmulator, bot: Bot) -> None:
+        self.http, self.emu, self.bot = http, emu, bot
+
+    async def request(
+        self, method: str, path: str, body: Any = None, *, base: str | None = None, **kw: Any
+    ) -> tuple[int, Any, Any]:
+        url = (base or self.emu.graph_url) + path
+        async with self.http.request(method, url, json=body, **kw) as response:
+            text = await response.text()
+            data = await response.json() if text else None
+            return response.status, data, response.headers
+
+    async def create_call(self, **extra: Any) -> str:
+        status, body, _ = await self.request(
+            "POST",
+            "communications/calls",
+            {
+                "@odata.type": "#microsoft.graph.call",
+                "callbackUri": self.bot.url,
+                "targets": [{"identity": {"user": {"id": "user-1", "displayName": "Ann"}}}],
+                "requestedModalities": ["audio"],
+                "mediaConfig": SERVICE_HOSTED,
+                **extra,
+            },
+        )
+        assert status == 201, body
+        return str(body["id"])
+
+    async def action(self, call_id: str, action: str, body: Any = None, **kw: Any) -> Any:
+        return await self.request("POST", f"communications/calls/{call_id}/{action}", body, **kw)
+
+
+@pytest.fixture
+def graph(http: aiohttp.ClientSession, emu: GraphEmulator, bot: Bot) -> Graph:
+    return Graph(http, emu, bot)
+
+
+def states(bot: Bot, call_id: str) -> list[tuple[str, str | None]]:
+    return [
+        (item["changeType"], item.get("resourceData", {}).get("state"))
+        for item in bot.items(f"/communications/calls/{call_id}")
+        if item["resourceUrl"].endswith(call_id)
+    ]
+
+
+# -- calls -------------------------------------------------------------------------------
+
+
+async def test_create_call_answers_201_then_notifies_establishing_and_established(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    status, body, headers = await graph.request(
+        "POST",
+        "communications/calls",
+        {"callbackUri": bot.url, "targets": [{"identity": {"user": {"id": "u"}}}]},
+        headers={"client-request-id": "crid-1"},
+    )
+    assert status == 201
+    assert body["state"] == "establishing"
+    assert {"id", "myParticipantId", "callChainId"} <= body.keys()
+    assert headers["Location"] == f"{emu.graph_url}communications/calls/{body['id']}"
+    assert headers["client-request-id"] == "crid-1"
+    assert headers["request-id"]
+    await emu.drain()
+    assert states(bot, body["id"]) == [("updated", "establishing"), ("updated", "established")]
+    sent_headers = bot.received[0][0]
+    assert sent_headers["User-Agent"] == "Microsoft-Skype/3.0,(Calling/1.0)"
+    assert sent_headers["X-Microsoft-Skype-Chain-ID"] == body["callChainId"]
+    assert sent_headers["Scenario-Id"] == body["callChainId"]
+    assert sent_headers["X-Microsoft-Skype-Message-ID"]
+    assert bot.received[0][1]["@odata.type"] == "#microsoft.graph.commsNotifications"
+    call = emu.calls[body["id"]]
+    assert (call.state, call.notifications_delivered) == ("established", 2)
+    status, got, _ = await graph.request("GET", f"communications/calls/{body['id']}")
+    assert (status, got["state"]) == (200, "established")
+    status, roster, _ = await graph.request(
+        "GET", f"communications/calls/{body['id']}/participants"
+    )
+    assert status == 200
+    assert len(roster["value"]) == 2
+
+
+async def test_hang_up_sends_terminating_then_terminated(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    call_id = await graph.create_call()
+    status, body, _ = await graph.request("DELETE", f"communications/calls/{call_id}")
+    assert (status, body) == (204, None)
+    await emu.drain()
+    assert states(bot, call_id)[-2:] == [("updated", "terminating"), ("deleted", "terminated")]
+    final = bot.items(call_id)[-1]["resourceData"]
+    assert (final["resultInfo"]["code"], final["resultInfo"]["subcode"]) == (200, 7000)
+
+
+async def test_incoming_call_answer_goes_to_the_new_callback(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    call_id = await emu.simulate_incoming_call(caller="+14255550123")
+    await emu.drain()
+    [created] = bot.items(call_id)
+    assert created["changeType"] == "created"
+    assert created["resourceData"]["state"] == "incoming"
+    assert created["resourceData"]["source"]["identity"]["phone"]["id"] == "+14255550123"
+    other = bot.url.replace("/callback", "/other")
+    status, _, _ = await graph.action(
+        call_id, "answer", {"callbackUri": other, "mediaConfig": SERVICE_HOSTED}
+    )
+    assert status == 202
+    await emu.drain()
+    assert emu.deliveries[-1].url == other
+    assert states(bot, call_id)[1:] == [("updated", "establishing"), ("updated", "established")]
+
+
+async def test_reject_ends_the_call_with_a_bare_deleted(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    call_id = await emu.simulate_incoming_call(caller="user-guid-1")
+    status, _, _ = await graph.action(call_id, "reject", {"reason": "busy"})
+    assert status == 202
+    await emu.drain()
+    last = bot.items(call_id)[-1]
+    assert last["changeType"] == "deleted"
+    assert set(last["resourceData"]) == {"@odata.type", "@odata.id"}
+    assert (await graph.action(call_id, "answer", {"mediaConfig": SERVICE_HOSTED}))[0] == 404
+
+
+async def test_transfer_succeeds_then_fails_on_cue(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    target = {"endpointType": "default", "identity": {"user": {"id": "u2"}}}
+    emu.fail_next_transfer()
+    failing = await graph.create_call()
+    assert (await graph.action(failing, "transfer", {"transferTarget": target}))[0] == 202
+    succeeding = await graph.create_call()
+    assert (await graph.action(succeeding, "transfer", {"transferTarget": target}))[0] == 202
+    await emu.drain()
+    assert states(bot, failing)[2:] == [("updated", "transferring"), ("updated", "established")]
+    assert bot.items(failing)[-1]["resourceData"]["resultInfo"]["subCode"] == 7000
+    assert states(bot, succeeding)[2:] == [
+        ("updated", "transferring"),
+        ("updated", "transferAccepted"),
+        ("deleted", "terminated"),
+    ]
+    info = bot.items(succeeding)[-1]["resourceData"]["resultInfo"]
+    assert (info["code"], info["subcode"]) == (0, 7015)
+
+
+# -- operations ------------------------------------------------------------------------
+
+
+async def test_play_prompt_runs_then_completes_with_its_client_context(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    call_id = await graph.create_call()
+    status, op, headers = await graph.action(
+        call_id, "playPrompt", {"clientContext": "ctx-1", "prompts": [PROMPT, PROMPT]}
+    )
+    assert status == 200
+    assert (op["status"], op["clientContext"]) == ("running", "ctx-1")
+    assert op["@odata.type"] == "#microsoft.graph.playPromptOperation"
+    assert headers["Location"] == (
+        f"{emu.graph_url}communications/calls/{call_id}/operations/{op['id']}"
+    )
+    await emu.drain()
+    [done] = bot.items(f"/operations/{op['id']}")
+    assert done["changeType"] == "deleted"
+    data = done["resourceData"]
+    assert (data["status"], data["clientContext"]) == ("completed", "ctx-1")
+    assert data["resultInfo"]["code"] == 200
+    status, snapshot, _ = await graph.request(
+        "GET", f"communications/calls/{call_id}/operations/{op['id']}"
+    )
+    assert (status, snapshot["status"]) == (200, "completed")
+    assert (await graph.request("GET", f"communications/calls/{call_id}/operations/nope"))[0] == 404
+
+
+async def test_media_operations_play_in_order(graph: Graph, emu: GraphEmulator, bot: Bot) -> None:
+    call_id = await graph.create_call()
+    ids = []
+    for n in range(3):
+        _, op, _ = await graph.action(
+            call_id, "playPrompt", {"clientContext": f"c{n}", "prompts": [PROMPT]}
+        )
+        ids.append(op["id"])
+    await emu.drain()
+    done = [item["resourceData"]["id"] for item in bot.items("/operations/")]
+    assert done == ids
+
+
+async def test_record_response_recording_downloads_with_its_token(
+    graph: Graph, emu: GraphEmulator, bot: Bot, http: aiohttp.ClientSession
+) -> None:
+    call_id = await graph.create_call()
+    status, op, _ = await graph.action(
+        call_id, "recordResponse", {"clientContext": "rec", "maxRecordDurationInSeconds": 10}
+    )
+    assert (status, op["status"], op["recordingLocation"]) == (200, "running", None)
+    await emu.drain()
+    [done] = bot.items(f"/operations/{op['id']}")
+    data = done["resourceData"]
+    assert (data["status"], data["completionReason"]) == ("completed", "maxRecordDurationReached")
+    assert data["resultInfo"]["subcode"] == 8515
+    location, token = data["recordingLocation"], data["recordingAccessToken"]
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(location) as response:
+        assert response.status == 401
+    async with http.get(location, headers={"Authorization": f"Bearer {token}"}) as response:
+        assert response.status == 200
+        assert response.content_type == "application/octet-stream"
+        audio = await response.read()
+    with wave.open(io.BytesIO(audio)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 16000)
+        assert wav.getnframes() > 0
+
+
+async def test_stop_tone_ends_a_recording(graph: Graph, emu: GraphEmulator, bot: Bot) -> None:
+    emu.prompt_seconds = 5.0  # long enough that only the stop tone can end it
+    call_id = await graph.create_call()
+    _, op, _ = await graph.action(call_id, "recordResponse", {"stopTones": ["#"]})
+    await asyncio.sleep(0.01)
+    await emu.press_keys(call_id, "1#")
+    await emu.drain()
+    [done] = bot.items(f"/operations/{op['id']}")
+    assert done["resourceData"]["completionReason"] == "stopToneDetected"
+
+
+async def test_tones_reach_the_bot_only_after_subscribe_in_sequence(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    call_id = await graph.create_call()
+    await emu.press_keys(call_id, "9")
+    status, op, _ = await graph.action(call_id, "subscribeToTone", {"clientContext": "tones"})
+    assert (status, op["status"]) == (200, "completed")
+    await emu.press_keys(call_id, "12#")
+    await emu.drain()
+    tones = [
+        item["resourceData"]["toneInfo"] for item in bot.items(call_id) if "toneInfo" in str(item)
+    ]
+    assert [t["tone"] for t in tones] == ["tone1", "tone2", "pound"]
+    assert [t["sequenceId"] for t in tones] == [1, 2, 3]
+    with pytest.raises(ValueError, match="DTMF"):
+        await emu.press_keys(call_id, "x")
+
+
+async def test_cancel_media_processing_fails_running_and_queued_operations(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    emu.prompt_seconds = 5.0
+    call_id = await graph.create_call()
+    _, prompt, _ = await graph.action(call_id, "playPrompt", {"prompts": [PROMPT]})
+    _, record, _ = await graph.action(call_id, "recordResponse", {"clientContext": "r"})
+    status, cancel, _ = await graph.action(call_id, "cancelMediaProcessing", {})
+    assert (status, cancel["status"]) == (200, "completed")
+    await emu.drain()
+    results = {
+        item["resourceData"]["id"]: item["resourceData"] for item in bot.items("/operations/")
+    }
+    assert set(results) == {prompt["id"], record["id"]}
+    for op_id, reason in (
+        (prompt["id"], "mediaOperationCanceled"),
+        (record["id"], "operationCanceled"),
+    ):
+        data = results[op_id]
+        assert (data["status"], data["completionReason"]) == ("failed", reason)
+        assert (data["resultInfo"]["code"], data["resultInfo"]["subcode"]) == (400, 8508)
+
+
+async def test_barge_in_record_interrupts_the_prompt(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    emu.prompt_seconds = 0.3
+    call_id = await graph.create_call()
+    _, prompt, _ = await graph.action(call_id, "playPrompt", {"prompts": [PROMPT]})
+    await asyncio.sleep(0.02)
+    _, record, _ = await graph.action(call_id, "recordResponse", {"bargeInAllowed": True})
+    await emu.drain()
+    done = [
+        (i["resourceData"]["id"], i["resourceData"]["status"]) for i in bot.items("/operations/")
+    ]
+    assert done == [(prompt["id"], "failed"), (record["id"], "completed")]
+
+
+async def test_caller_hanging_up_mid_prompt_ends_the_call_without_op_completion(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    emu.prompt_seconds = 5.0
+    call_id = await graph.create_call()
+    await graph.action(call_id, "playPrompt", {"prompts": [PROMPT]})
+    await emu.caller_hangs_up(call_id)
+    await emu.caller_hangs_up(call_id)  # already ended: nothing more happens
+    await emu.drain()
+    assert bot.items("/operations/") == []
+    assert states(bot, call_id)[-1] == ("deleted", "terminated")
+    info = bot.items(call_id)[-1]["resourceData"]["resultInfo"]
+    assert (info["code"], info["subcode"]) == (200, 4097)
+
+
+async def test_already_completed_operations_and_roster_updates(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    call_id = await graph.create_call()
+    status, mute, headers = await graph.action(call_id, "mute", {"clientContext": "m"})
+    assert (status, mute["status"]) == (200, "completed")
+    assert mute["@odata.context"].endswith("$metadata#muteParticipantOperation")
+    assert "Location" in headers
+    status, rec, _ = await graph.action(call_id, "updateRecordingStatus", {"status": "recording"})
+    assert (status, rec["status"]) == (200, "completed")
+    await emu.drain()
+    [roster] = bot.items(f"{call_id}/participants")
+    me = emu.calls[call_id].my_participant_id
+    assert [p["isMuted"] for p in roster["resourceData"] if p["id"] == me] == [True]
+    assert bot.items("/operations/") == []
+
+
+async def test_invite_sends_roster_then_completes(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    call_id = await graph.create_call()
+    invitee = {"identity": {"user": {"id": "u-9", "displayName": "Zed"}}, "participantId": "p-9"}
+    status, op, headers = await graph.request(
+        "POST",
+        f"communications/calls/{call_id}/participants/invite",
+        {"participants": [invitee], "clientContext": "inv"},
+    )
+    assert (status, op["status"]) == (200, "Running")
+    assert headers["Location"].endswith(op["id"])
+    await emu.drain()
+    kinds = [
+        ("participants" if i["resourceUrl"].endswith("participants") else "op")
+        for i in bot.items(call_id)[2:]
+    ]
+    assert kinds == ["participants", "op"]
+    assert "p-9" in emu.calls[call_id].participants
+
+
+async def test_hold_music_send_dtmf_and_gallery_complete_later(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    call_id = await graph.create_call()
+    other = next(
+        p for p in emu.calls[call_id].participants if p != emu.calls[call_id].my_participant_id
+    )
+    status, hold, _ = await graph.request(
+        "POST", f"communications/calls/{call_id}/participants/{other}/startHoldMusic", {}
+    )
+    assert (status, hold["status"]) == (202, "running")
+    status, dtmf, _ = await graph.action(call_id, "sendDtmfTones", {"tones": ["tone1", "pound"]})
+    assert (status, dtmf["status"]) == (200, "running")
+    status, gallery, _ = await graph.action(call_id, "addLargeGalleryView", {})
+    assert (status, gallery["status"]) == (202, "running")
+    await emu.drain()
+    done = {i["resourceData"]["id"]: i["resourceData"] for i in bot.items("/operations/")}
+    assert {done[x["id"]]["status"] for x in (hold, dtmf, gallery)} == {"completed"}
+    assert done[dtmf["id"]]["completionReason"] == "completedSuccessfully"
+
+
+async def test_beta_only_actions(graph: Graph, emu: GraphEmulator, bot: Bot) -> None:
+    call_id = await graph.create_call()
+    status, body, _ = await graph.action(call_id, "startTranscription", {"language": "en-us"})
+    assert (status, body["error"]["code"]) == (400, "badRequest")
+    status, body, headers = await graph.action(
+        call_id, "startTranscription", {"language": "en-us"}, base=emu.beta_url
+    )
+    assert (status, body["status"]) == (202, "running")
+    assert "id" not in body
+    assert headers["Location"].startswith(
+        f"{emu.beta_url}communications/calls/{call_id}/operations/"
+    )
+
+
+async def test_participant_endpoints_and_either_id_spelling(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    call_id = await graph.create_call()
+    quirky = call_id.replace("-", "").upper()
+    status, roster, _ = await graph.request("GET", f"communications/calls/{quirky}/participants")
+    assert status == 200
+    other = next(
+        p["id"] for p in roster["value"] if p["id"] != emu.calls[call_id].my_participant_id
+    )
+    path = f"communications/calls/{call_id}/participants/{other}"
+    status, muted, _ = await graph.request("POST", f"{path}/mute", {"clientContext": "pm"})
+    assert (status, muted["status"]) == (200, "completed")
+    assert (await graph.request("GET", path))[1]["isMuted"] is True
+    assert (await graph.request("DELETE", path))[0] == 204
+    assert (await graph.request("GET", path))[0] == 404
+    await emu.drain()
+    rosters = bot.items(f"{call_id}/participants")
+    assert [len(r["resourceData"]) for r in rosters] == [2, 1]
+
+
+async def test_a_looping_prompt_holds_the_queue_until_cancelled(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    call_id = await graph.create_call()
+    _, looping, _ = await graph.action(
+        call_id, "playPrompt", {"prompts": [PROMPT], "loop": True}, base=emu.beta_url
+    )
+    _, queued, _ = await graph.action(call_id, "playPrompt", {"prompts": [PROMPT]})
+    await emu.drain()  # returns although the loop never ends by itself
+    assert bot.items("/operations/") == []
+    await graph.action(call_id, "cancelMediaProcessing")
+    await emu.drain()
+    done = [
+        (i["resourceData"]["id"], i["resourceData"]["status"]) for i in bot.items("/operations/")
+    ]
+    assert done == [(looping["id"], "failed"), (queued["id"], "failed")]
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+async def test_unknown_call_is_404_in_graphs_error_shape(graph: Graph) -> None:
+    status, body, headers = await graph.request(
+        "GET", "communications/calls/nope", headers={"client-request-id": "crid-9"}
+    )
+    assert status == 404
+    inner = body["error"]["innerError"]
+    assert body["error"]["code"] == "itemNotFound"
+    assert inner["client-request-id"] == "crid-9"
+    assert inner["request-id"] == headers["request-id"]
+    assert "date" in inner
+
+
+async def test_keep_alive_works_then_404_after_the_call_ended(
+    graph: Graph, emu: GraphEmulator
+) -> None:
+    call_id = await graph.create_call()
+    status, body, _ = await graph.action(call_id, "keepAlive")
+    assert (status, body) == (200, None)
+    await graph.request("DELETE", f"communications/calls/{call_id}")
+    assert (await graph.action(call_id, "keepAlive"))[0] == 404
+    assert (await graph.request("GET", f"communications/calls/{call_id}"))[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("action", "body"),
+    [
+        ("playPrompt", {}),
+        ("playPrompt", {"prompts": []}),
+        ("playPrompt", {"prompts": [{"mediaInfo": {}}]}),
+        ("playPrompt", {"prompts": [PROMPT], "clientContext": "x" * 257}),
+        ("sendDtmfTones", {}),
+        ("sendDtmfTones", {"tones": ["tone99"]}),
+        ("recordResponse", {"maxRecordDurationInSeconds": 500}),
+        ("updateRecordingStatus", {"status": "sideways"}),
+        ("noSuchAction", {}),
+    ],
+)
+async def test_bad_bodies_are_400(graph: Graph, emu: GraphEmulator, action: str, body: Any) -> None:
+    call_id = await graph.create_call()
+    status, error, _ = await graph.action(call_id, action, body)
+    assert status == 400, error
+    assert error["error"]["code"] == "badRequest"
+    assert emu.calls[call_id].operations == {}
+
+
+async def test_invalid_json_is_400(graph: Graph, emu: GraphEmulator) -> None:
+    call_id = await graph.create_call()
+    status, error, _ = await graph.action(
+        call_id, "playPrompt", data=b"{nope", headers={"Content-Type": "application/json"}
+    )
+    assert (status, error["error"]["code"]) == (400, "badRequest")
+
+
+async def test_client_context_of_256_characters_is_accepted(graph: Graph) -> None:
+    call_id = await graph.create_call()
+    status, op, _ = await graph.action(
+        call_id, "playPrompt", {"prompts": [PROMPT], "clientContext": "x" * 256}
+    )
+    assert (status, len(op["clientContext"])) == (200, 256)
+
+
+async def test_missing_authorization_is_401(emu: GraphEmulator) -> None:
+    async with (
+        aiohttp.ClientSession() as anonymous,
+        anonymous.get(f"{emu.graph_url}communications/calls/x") as response,
+    ):
+        assert response.status == 401
+        assert (await response.json())["error"]["code"] == "InvalidAuthenticationToken"
+        assert response.headers["request-id"]
+    assert "Authorization" not in emu.requests[-1].headers
+
+
+async def test_requests_are_recorded_without_authorization(
+    graph: Graph, emu: GraphEmulator
+) -> None:
+    call_id = await graph.create_call()
+    method, path, body, headers = emu.requests[-1]
+    assert (method, path) == ("POST", "/v1.0/communications/calls")
+    assert body["callbackUri"] == graph.bot.url
+    assert "Authorization" not in headers
+    assert call_id in emu.calls
+
+
+# -- faults on cue -------------------------------------------------------------------------
+
+
+async def test_duplicate_on_cue_sends_the_same_body_twice(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    emu.fault_next_notification("duplicate", resource_contains="/operations/")
+    call_id = await graph.create_call()
+    _, op, _ = await graph.action(call_id, "playPrompt", {"prompts": [PROMPT]})
+    await emu.drain()
+    first, second = bot.items(f"/operations/{op['id']}")
+    assert first == second
+    headers = [h for h, body in bot.received if op["id"] in str(body)]
+    assert (
+        headers[1]["X-Microsoft-Skype-Original-Message-ID"]
+        == (headers[0]["X-Microsoft-Skype-Message-ID"])
+    )
+    assert [d.faults for d in emu.deliveries if d.operation_id == op["id"]] == [(), ("duplicate",)]
+
+
+async def test_reorder_on_cue_swaps_establishing_and_established(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    emu.fault_next_notification("reorder", change_type="updated")
+    call_id = await graph.create_call()
+    await emu.drain()
+    assert states(bot, call_id) == [("updated", "established"), ("updated", "establishing")]
+    assert [d.faults for d in emu.deliveries] == [(), ("reorder",)]
+
+
+async def test_delay_on_cue_holds_later_notifications_of_the_call(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    emu.fault_next_notification("delay", change_type="updated", delay_seconds=0.05)
+    call_id = await graph.create_call()
+    await emu.drain()
+    assert states(bot, call_id) == [("updated", "establishing"), ("updated", "established")]
+    assert emu.deliveries[0].faults == ("delay",)
+
+
+async def test_early_on_cue_delivers_the_result_before_the_response(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    emu.prompt_seconds = 5.0  # without the fault it would take this long
+    call_id = await graph.create_call()
+    emu.deliver_early_next(path_contains="playPrompt")
+    status, op, _ = await graph.action(
+        call_id, "playPrompt", {"prompts": [PROMPT], "clientContext": "early"}
+    )
+    # The bot already holds the terminal notification when the response arrives.
+    assert (status, op["status"]) == (200, "running")
+    [done] = bot.items(f"/operations/{op['id']}")
+    assert done["resourceData"]["status"] == "completed"
+    assert emu.calls[call_id].operations[op["id"]].status == "completed"
+
+
+async def test_drop_on_cue_loses_the_completion(graph: Graph, emu: GraphEmulator, bot: Bot) -> None:
+    call_id = await graph.create_call()
+    emu.drop_next_notification(call_id=call_id, change_type="deleted")
+    _, op, _ = await graph.action(call_id, "playPrompt", {"prompts": [PROMPT]})
+    await emu.drain()
+    assert bot.items("/operations/") == []
+    [dropped] = [d for d in emu.deliveries if d.operation_id == op["id"]]
+    assert (dropped.faults, dropped.status) == (("drop",), None)
+    assert emu.calls[call_id].notifications_dropped == 1
+
+
+async def test_fail_next_429_carries_retry_after_and_is_not_processed(
+    graph: Graph, emu: GraphEmulator
+) -> None:
+    call_id = await graph.create_call()
+    emu.fail_next(429, retry_after=2, path_contains="playPrompt")
+    status, body, headers = await graph.action(call_id, "playPrompt", {"prompts": [PROMPT]})
+    assert (status, headers["Retry-After"]) == (429, "2")
+    assert body["error"]["code"] == "TooManyRequests"
+    assert body["error"]["innerError"]["status"] == "429"
+    assert emu.calls[call_id].operations == {}
+    assert (await graph.action(call_id, "playPrompt", {"prompts": [PROMPT]}))[0] == 200
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_fail_next_5xx_is_not_processed(
+    graph: Graph, emu: GraphEmulator, status: int
+) -> None:
+    emu.fail_next(status, method="POST")
+    got, body, _ = await graph.request(
+        "POST", "communications/calls", {"callbackUri": "http://x", "targets": []}
+    )
+    assert got == status
+    assert body["error"]["innerError"]["request-id"]
+    assert emu.calls == {}
+
+
+async def test_random_throttle_uses_the_faults_retry_after(
+    graph: Graph, emu: GraphEmulator
+) -> None:
+    emu.faults = Faults(throttle=1.0, retry_after=3)
+    status, _, headers = await graph.request("GET", "communications/calls/x")
+    assert (status, headers["Retry-After"]) == (429, "3")
+
+
+async def test_quirks_on_cue_apply_the_wire_quirks(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    emu.fault_next_notification("quirks", resource_contains="/operations/")
+    call_id = await graph.create_call()
+    _, op, _ = await graph.action(
+        call_id, "playPrompt", {"prompts": [PROMPT], "clientContext": "q"}
+    )
+    await emu.drain()
+    [item] = bot.items("/operations/")
+    upper = op["id"].replace("-", "").upper()
+    assert item["resourceUrl"] == (
+        f"communications/calls/{call_id.replace('-', '').upper()}/operations/{upper}"
+    )
+    assert item["resource"].startswith("/app/calls/")
+    [data] = item["resourceData"]
+    assert "id" not in data
+    assert data["status"] == "Completed"
+    assert data["resultInfo"]["code"] == "200"
+    assert "subCode" in data["resultInfo"]
+    assert "subcode" not in data["resultInfo"]
+
+
+async def test_quirks_mode_applies_to_every_notification(emu: GraphEmulator, bot: Bot) -> None:
+    emu.faults = Faults(quirks=True)
+    call_id = await emu.simulate_incoming_call()
+    await emu.drain()
+    [item] = bot.items()
+    assert not item["resourceUrl"].startswith("/")
+    assert isinstance(item["resourceData"], list)
+    assert call_id.replace("-", "").upper() in item["resourceUrl"]
+
+
+# -- delivery, keys, determinism, lifecycle ------------------------------------------------
+
+
+async def test_failed_delivery_is_logged_not_retried(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    bot.status = 500
+    call_id = await graph.create_call()
+    await emu.drain()
+    assert [d.status for d in emu.deliveries] == [500, 500]
+    assert emu.calls[call_id].notifications_failed == 2
+
+
+async def test_rotated_key_is_published_and_used(
+    graph: Graph, emu: GraphEmulator, bot: Bot, http: aiohttp.ClientSession
+) -> None:
+    old = emu.kid
+    new = emu.rotate_key()
+    assert new != old
+    async with http.get(emu.openid_configuration_url) as response:
+        config = await response.json()
+    assert (config["issuer"], config["jwks_uri"]) == ("https://api.botframework.com", emu.jwks_url)
+    async with http.get(emu.jwks_url) as response:
+        kids = [key["kid"] for key in (await response.json())["keys"]]
+    assert kids == [old, new]
+    await graph.create_call()
+    await emu.drain()
+    token = bot.received[-1][0]["Authorization"].removeprefix("Bearer ")
+    assert jwt.get_unverified_header(token)["kid"] == new
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["tid"] == DEFAULT_TENANT_ID
+    assert claims["exp"] - claims["iat"] == 3600
+    # make_token mints the bad tokens a webhook test needs.
+    no_tenant = jwt.decode(emu.make_token(tid=None), options={"verify_signature": False})
+    assert "tid" not in no_tenant
+    with pytest.raises(jwt.ExpiredSignatureError):
+        jwt.decode(
+            emu.make_token(lifetime=-60), options={"verify_signature": False, "verify_exp": True}
+        )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Faults(drop=1.5),
+        lambda: Faults(delay_seconds=(0.2, 0.1)),
+        lambda: GraphEmulator().fail_next(200),
+        lambda: GraphEmulator().fail_next(429, times=0),
+        lambda: GraphEmulator().fault_next_notification("explode"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_fault_settings_are_refused(make: Any) -> None:
+    with pytest.raises(ValueError):
+        make()
+
+
+async def _scenario(bot: Bot, seed: int) -> list[tuple[Any, ...]]:
+    faults = Faults(duplicate=0.4, reorder=0.4, drop=0.3, delay=0.3, delay_seconds=(0.0, 0.01))
+    async with (
+        GraphEmulator(seed=seed, faults=faults, prompt_seconds=0.01) as emu,
+        aiohttp.ClientSession(headers={"Authorization": "Bearer t"}) as http,
+    ):
+        bot.jwks_url = emu.jwks_url
+        graph = Graph(http, emu, bot)
+        call_id = await graph.create_call()
+        await emu.drain()
+        for n in range(3):
+            await graph.action(
+                call_id, "playPrompt", {"prompts": [PROMPT], "clientContext": f"{n}"}
+            )
+            await emu.drain()
+        await graph.action(call_id, "subscribeToTone", {})
+        await emu.press_keys(call_id, "123")
+        await emu.drain()
+        await graph.request("DELETE", f"communications/calls/{call_id}")
+        await emu.drain()
+        return [
+            (d.call_id, d.operation_id, d.change_type, d.faults, d.message_id, d.status)
+            for d in emu.deliveries
+        ]
+
+
+async def test_same_seed_same_delivery_log(bot: Bot) -> None:
+    first = await _scenario(bot, seed=7)
+    second = await _scenario(bot, seed=7)
+    assert first == second
+    assert any(faults for _, _, _, faults, _, _ in first)
+    assert await _scenario(bot, seed=8) != first
+
+
+async def test_close_is_idempotent_and_cancels_pending_work(bot: Bot) -> None:
+    emu = GraphEmulator(bot_webhook_url=bot.url, prompt_seconds=5.0)
+    await emu.start()
+    bot.jwks_url = emu.jwks_url
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer t"}) as http:
+        graph = Graph(http, emu, bot)
+        call_id = await graph.create_call()
+        await graph.action(call_id, "playPrompt", {"prompts": [PROMPT]})
+    await emu.aclose()
+    await emu.aclose()
+    with pytest.raises(RuntimeError):
+        await emu.start()
+
+
+async def test_run_emulator_serves_until_cancelled(capsys: pytest.CaptureFixture[str]) -> None:
+    task = asyncio.create_task(run_emulator(0))
+
+    async def printed() -> None:
+        # capsys offers nothing to wait on, so poll it.
+        while "Graph v1.0" not in capsys.readouterr().out:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(printed(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_the_emulator_imports_nothing_from_the_client() -> None:
+    """It must stay an independent check of the client: raw JSON, no shared code."""
+    package = Path(emulator_module.__file__ or "").parent
+    for module in package.glob("_emulator*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if name.startswith("graphcomms"):
+                    assert name == "graphcomms.errors" or name.startswith(
+                        "graphcomms.testing._emulator"
+                    ), f"{module.name} imports {name}"
