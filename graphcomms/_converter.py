@@ -89,7 +89,9 @@ _OPERATION_TYPES: Final[tuple[type[CommsOperation], ...]] = (
 )
 
 _MODEL_ENUMS: Final[tuple[type[Enum], ...]] = tuple(
-    getattr(_enums, name) for name in _enums.__all__
+    cls
+    for name in _enums.__all__
+    if isinstance(cls := getattr(_enums, name), type) and issubclass(cls, Enum) and len(cls)
 )
 
 _MODEL_MODULES: Final = frozenset(
@@ -169,6 +171,8 @@ def _require_mapping(value: object, what: str) -> None:
 def _structure_str(value: Any, _: Any = None) -> str:
     if value.__class__ is str:
         return value
+    if isinstance(value, str):  # an enum member, say: its value, not its repr
+        return str.__str__(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     raise _Invalid("expected a string")
@@ -382,16 +386,10 @@ class _Hooks:
 
     def __init__(self, conv: cattrs.Converter) -> None:
         self.conv = conv
-        self.read_call_options = self.polymorphic(
-            (OutgoingCallOptions, IncomingCallOptions),
-            # Untagged options are outgoing: a call body is the bot's create-call, and
-            # answer's options are typed IncomingCallOptions, not this union. Both have
-            # the same fields, so nothing is lost either way.
-            lambda _: OutgoingCallOptions,
-            OutgoingCallOptions,
-        )
+        self.read_call_options: StructureHook | None = None
 
     def register(self) -> None:
+        """Install every hook; generation is lazy, except for the polymorphic bases."""
         conv = self.conv
         conv.register_structure_hook(str, _structure_str)
         conv.register_structure_hook(int, _structure_int)
@@ -408,6 +406,15 @@ class _Hooks:
         conv.register_structure_hook_factory(_is_homogeneous_tuple, self.structure_tuple)
         conv.register_structure_hook_factory(_is_union, self.structure_union)
         conv.register_unstructure_hook_factory(_is_attrs_class, self.unstructure_attrs)
+        # Only now: generating a class's function resolves its fields' hooks.
+        self.read_call_options = self.polymorphic(
+            (OutgoingCallOptions, IncomingCallOptions),
+            # Untagged options are outgoing: a call body is the bot's create-call, and
+            # answer's options are typed IncomingCallOptions, not this union. Both have
+            # the same fields, so nothing is lost either way.
+            lambda _: OutgoingCallOptions,
+            OutgoingCallOptions,
+        )
         conv.register_structure_hook_func(
             lambda t: t is MediaConfig,
             self.polymorphic(
@@ -432,6 +439,12 @@ class _Hooks:
         )
 
     def structure_attrs(self, cls: type[Any]) -> StructureHook:
+        """cattrs's generated function for ``cls``, keys renamed to camelCase.
+
+        ``odata_type`` stays ``None``: the class already says what a known type is, and
+        so a structured operation equals one built in Python. Only the reader for
+        unknown operation types fills it in.
+        """
         overrides = {
             a.name: override(omit=True)
             if a.name == "odata_type"
@@ -465,6 +478,8 @@ class _Hooks:
         return structure_with_legacy_keys
 
     def structure_tuple(self, t: Any) -> StructureHook:
+        """``tuple[X, ...]`` from a JSON array; cattrs's own would take a string's
+        characters for items."""
         item_type = get_args(t)[0]
         item_hook = self.conv.get_structure_hook(item_type)
 
@@ -507,6 +522,8 @@ class _Hooks:
         return structure
 
     def structure_union(self, t: Any) -> StructureHook:
+        """The unions the models use: ``SomeEnum | str``, ``X | None`` and the two call
+        options. Any other is refused when its hook is built, never per value."""
         args = get_args(t)
         optional = _NONE_TYPE in args
         rest = tuple(a for a in args if a is not _NONE_TYPE)
@@ -516,6 +533,7 @@ class _Hooks:
                 return _enum_or_str_hook(other, optional=optional)
         inner: Any
         if set(rest) == {IncomingCallOptions, OutgoingCallOptions}:
+            assert self.read_call_options is not None, "register() first"
             inner, inner_hook = IncomingCallOptions | OutgoingCallOptions, self.read_call_options
         elif len(rest) == 1:
             inner = rest[0]
@@ -533,6 +551,8 @@ class _Hooks:
         return structure_optional
 
     def unstructure_attrs(self, cls: type[Any]) -> UnstructureHook:
+        """Graph's JSON for ``cls``: camelCase keys, ``None`` fields left out, and an
+        ``@odata.type`` first unless ``cls`` is a request body."""
         conv = self.conv
         overrides = {
             a.name: override(omit=True)
@@ -608,7 +628,7 @@ def _operation_readers(
             return hook(value, default)  # type: ignore[no-any-return]
         if tag.__class__ is not str:
             raise _Invalid("@odata.type must be a string")
-        entry = _lookup(by_tag, tag)
+        entry = by_tag.get(tag) or by_tag.get(_normalise_tag(tag))
         if entry is None:
             return read_unknown(value, CommsOperation)
         return entry[0](value, entry[1])  # type: ignore[no-any-return]
@@ -641,7 +661,7 @@ def _entity_reader(
             return value
         tag = value.get(_ODATA_TYPE)
         if tag.__class__ is str:
-            entry = _lookup(by_tag, tag)
+            entry = by_tag.get(tag) or by_tag.get(_normalise_tag(tag))
             if entry is not None:
                 return entry[0](value, entry[1])
             # Graph's operation types all end in "Operation": a new one still tracks.
