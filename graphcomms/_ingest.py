@@ -51,8 +51,8 @@ class Ingestor:
         cannot be parsed is logged and counted (``stats.bad_items``) and the other
         items are still applied.
         """
-        data: Any = loads(payload) if isinstance(payload, (bytes, bytearray, str)) else payload
-        if not isinstance(data, Mapping):
+        data: Any = payload if isinstance(payload, Mapping) else loads(payload)
+        if data.__class__ is not dict and not isinstance(data, Mapping):
             raise DeserializationError("notification body is not a JSON object", payload=data)
         items = data.get("value")
         if not isinstance(items, list):
@@ -73,7 +73,7 @@ class Ingestor:
         return len(items)
 
     def _route(self, item: Any) -> None:
-        if not isinstance(item, Mapping):
+        if item.__class__ is not dict and not isinstance(item, Mapping):
             raise DeserializationError("notification item is not an object", payload=item)
         ref = parse_resource_path(item.get("resourceUrl") or item.get("resource"))
         if ref is None:
@@ -86,7 +86,8 @@ class Ingestor:
         deleted = change is ChangeType.DELETED
         data = item.get("resourceData")
         entities: Sequence[Any] = (
-            data if isinstance(data, list) else () if data is None else (data,)
+            (data,) if data.__class__ is dict else () if data is None else data
+            if isinstance(data, list) else (data,)
         )
         kind = ref.kind
         if kind is ResourceKind.OPERATION:

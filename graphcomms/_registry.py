@@ -165,12 +165,14 @@ class OperationRegistry:
         ``operation_id`` comes from the resource URL (normalised); the snapshot's own
         ``id`` and ``clientContext`` are the fallbacks.
         """
-        body_id = normalize_id(snapshot.id) if snapshot.id else None
         tracker = self._by_id.get(operation_id) if operation_id is not None else None
-        if tracker is None and body_id is not None and body_id != operation_id:
-            tracker = self._by_id.get(body_id)
-        if operation_id is None:
-            operation_id = body_id
+        if tracker is None and snapshot.id:
+            # The URL named no operation we know (or none at all): try the body's id.
+            body_id = normalize_id(snapshot.id)
+            if body_id != operation_id:
+                tracker = self._by_id.get(body_id)
+            if operation_id is None:
+                operation_id = body_id
         ctx = snapshot.client_context
         if tracker is None and ctx:
             tracker = self._by_context.get(ctx)
@@ -285,13 +287,14 @@ class OperationRegistry:
         if tracker.operation_id is not None:
             self._remember(("i", tracker.operation_id), expires, keep)
         self._remember(("c", tracker.client_context), expires, keep)
-        _log.debug(
-            "operation %s on call %s resolved: %s",
-            tracker.operation_id or tracker.client_context,
-            tracker.call_id,
-            outcome if isinstance(outcome, BaseException) else outcome.status,
-            extra=tracker._log_extra(),
-        )
+        if _log.isEnabledFor(logging.DEBUG):  # the extra dict is not free
+            _log.debug(
+                "operation %s on call %s resolved: %s",
+                tracker.operation_id or tracker.client_context,
+                tracker.call_id,
+                outcome if isinstance(outcome, BaseException) else outcome.status,
+                extra=tracker._log_extra(),
+            )
         tracker._resolve(outcome)
 
     def _forget(self, tracker: OperationTracker[Any]) -> bool:
@@ -313,9 +316,11 @@ class OperationRegistry:
     def _remember(
         self, key: tuple[str, str], expires: float, tracker: OperationTracker[Any] | None
     ) -> None:
-        self._recent[key] = (expires, tracker)
-        self._recent.move_to_end(key)
-        if len(self._recent) > self._recent_limit:
+        recent = self._recent
+        if key in recent:
+            recent.move_to_end(key)
+        recent[key] = (expires, tracker)
+        if len(recent) > self._recent_limit:
             self._recent.popitem(last=False)
 
     def _after_finish(

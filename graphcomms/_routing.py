@@ -38,37 +38,43 @@ class ResourceRef(NamedTuple):
     raw_call_id: str = ""
 
 
+_new = tuple.__new__  # skips NamedTuple's Python-level __new__: this runs per notification
+_OPERATION, _CALL = ResourceKind.OPERATION, ResourceKind.CALL
+
+
 def parse_resource_path(path: str | None) -> ResourceRef | None:
     """What ``path`` points at, or ``None`` when it is not under ``.../calls/{id}``."""
     if not path:
         return None
-    query = path.find("?")
-    if query >= 0:
-        path = path[:query]
-    parts = path.strip("/").split("/")
-    try:
-        # The last "calls" segment: an absolute URL may carry others before it only in
-        # pathological hosts, and the resource is always the tail.
-        at = len(parts) - 1 - parts[::-1].index("calls")
-    except ValueError:
+    # Find the last "calls/" segment by string search rather than splitting the path.
+    at = path.rfind("calls/")
+    while at > 0 and path[at - 1] != "/":
+        at = path.rfind("calls/", 0, at)
+    if at < 0:
         return None
-    rest = parts[at + 1 :]
-    if not rest or not rest[0]:
+    rest = path[at + 6 :]
+    if "?" in rest:
+        rest = rest[: rest.index("?")]
+    parts = rest.split("/")
+    raw = parts[0]
+    if not raw:
         return None
-    raw = rest[0]
     call_id = normalize_id(raw)
-    if len(rest) == 1:
-        return ResourceRef(ResourceKind.CALL, call_id, None, raw)
-    collection = rest[1].lower()
-    item = normalize_id(rest[2]) if len(rest) > 2 and rest[2] else None
+    count = len(parts)
+    if count == 1 or (count == 2 and not parts[1]):
+        return _new(ResourceRef, (_CALL, call_id, None, raw))
+    collection = parts[1]
+    if collection not in {"operations", "participants"}:
+        collection = collection.lower()
+    item = normalize_id(parts[2]) if count > 2 and parts[2] else None
     if collection == "operations":
         # A multi-party invite's notification names ".../operations/participants"
         # (with "id": null): that segment is no operation id.
         if item == "participants":
             item = None
-        return ResourceRef(ResourceKind.OPERATION, call_id, item, raw)
+        return _new(ResourceRef, (_OPERATION, call_id, item, raw))
     if collection == "participants":
         if item is None:
-            return ResourceRef(ResourceKind.PARTICIPANTS, call_id, None, raw)
-        return ResourceRef(ResourceKind.PARTICIPANT, call_id, item, raw)
-    return ResourceRef(ResourceKind.OTHER, call_id, item, raw)
+            return _new(ResourceRef, (ResourceKind.PARTICIPANTS, call_id, None, raw))
+        return _new(ResourceRef, (ResourceKind.PARTICIPANT, call_id, item, raw))
+    return _new(ResourceRef, (ResourceKind.OTHER, call_id, item, raw))

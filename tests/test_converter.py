@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from graphcomms._converter import (
     CONVERTER,
+    _build,
     decode_notifications,
     loads,
     make_converter,
@@ -1541,3 +1542,64 @@ operations = st.sampled_from(OPERATION_TYPES).flatmap(
 @given(op=operations)
 def test_operations_round_trip(op: CommsOperation) -> None:
     assert structure_operation(json.loads(json.dumps(unstructure(op)))) == op
+
+
+# -- the fast reader and cattrs's generated code agree ------------------------------
+
+
+
+_FAST = _build(detailed_validation=False)[1]
+_CATTRS = _build(detailed_validation=True)[1]
+
+
+def _outcome(read: Any) -> Any:
+    try:
+        return ("ok", read())
+    except Exception as exc:
+        return ("error", type(exc).__mro__[-2:])  # raised, whatever the detail
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in PAYLOADS.glob("notification_*.json")))
+def test_fast_reader_equals_cattrs_on_recorded_notifications(name: str) -> None:
+    body = json.loads((PAYLOADS / f"{name}.json").read_text())
+    assert _FAST.notifications(body, None) == _CATTRS.notifications(body, None)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in PAYLOADS.glob("response_*.json")))
+def test_fast_reader_equals_cattrs_on_recorded_responses(name: str) -> None:
+    body = json.loads((PAYLOADS / f"{name}.json").read_text())
+    fast = _FAST.operation(body, PlayPromptOperation)
+    assert fast == _CATTRS.operation(body, PlayPromptOperation)
+
+
+_json_leaf = st.none() | st.booleans() | st.integers(-5, 600) | st.text(max_size=8)
+_operation_dicts = st.fixed_dictionaries(
+    {},
+    optional={
+        "@odata.type": st.sampled_from(
+            ["#microsoft.graph.playPromptOperation", "#microsoft.graph.recordOperation",
+             "#microsoft.graph.inviteParticipantsOperation", "#microsoft.graph.mysteryOperation"]
+        ),
+        "id": st.none() | st.text(max_size=6),
+        "clientContext": st.none() | st.text(max_size=6),
+        "status": st.none() | st.sampled_from(["running", "Completed", "failed", "odd"]) | _json_leaf,
+        "resultInfo": st.none() | st.fixed_dictionaries(
+            {}, optional={"code": _json_leaf, "subcode": _json_leaf, "subCode": _json_leaf,
+                          "message": _json_leaf}) | _json_leaf,
+        "completionReason": st.none() | st.sampled_from(["unknown", "stopToneDetected"]) | _json_leaf,
+        "recordingLocation": _json_leaf,
+        "recordResourceAccessToken": _json_leaf,
+        "createdDateTime": st.none() | st.sampled_from(["2019-03-01T19:03:28.1234567Z", "bad"]),
+        "participants": st.none() | st.lists(st.fixed_dictionaries({}, optional={"hidden": _json_leaf}), max_size=2),
+    },
+)
+
+
+@given(_operation_dicts)
+def test_fast_reader_equals_cattrs_on_any_operation(data: dict[str, Any]) -> None:
+    fast = _outcome(lambda: _FAST.operation(data, PlayPromptOperation))
+    slow = _outcome(lambda: _CATTRS.operation(data, PlayPromptOperation))
+    assert fast[0] == slow[0], (fast, slow)
+    if fast[0] == "ok":
+        assert fast[1] == slow[1]
+        assert type(fast[1]) is type(slow[1])
