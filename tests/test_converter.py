@@ -1603,3 +1603,17 @@ def test_fast_reader_equals_cattrs_on_any_operation(data: dict[str, Any]) -> Non
     if fast[0] == "ok":
         assert fast[1] == slow[1]
         assert type(fast[1]) is type(slow[1])
+
+
+@pytest.mark.parametrize("backend", ["orjson", "json"])
+def test_loads_works_with_and_without_orjson(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import graphcomms._converter as converter
+
+    if backend == "json":
+        monkeypatch.setattr(converter, "_orjson_loads", None)
+    assert converter.loads(b'{"value": [1]}') == {"value": [1]}
+    assert converter.loads('{"a": "\\u00e9"}') == {"a": "\u00e9"}
+    with pytest.raises(DeserializationError, match="invalid JSON"):
+        converter.loads(b"{not json")
