@@ -4,6 +4,7 @@ as notifications change it."""
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -89,6 +90,8 @@ __all__ = ["CallHandle", "ParticipantHandle", "PendingAction"]
 
 OpT = TypeVar("OpT", bound=CommsOperation)
 
+_TONES_REMEMBERED = 1024
+
 # Graph may deliver `establishing` after `established`; these never follow it.
 _BEFORE_ESTABLISHED = frozenset({CallState.INCOMING, CallState.ESTABLISHING, CallState.RINGING})
 
@@ -146,7 +149,12 @@ class CallHandle:
         self._tones: Channel[ToneInfo] = Channel(runner)
         self._roster: Channel[tuple[Participant, ...]] = Channel(runner)
         self._participants: dict[str, Participant] = {}
-        self._last_tone: int | None = None
+        #: Set when the bot asked for delta rosters (only changed participants sent).
+        self.delta_roster = False
+        # Tones already delivered, by sequenceId: a duplicate is dropped, a late one
+        # (Graph may reorder) is still delivered. Bounded: a call has few tones.
+        self._tones_seen: set[int] = set()
+        self._tones_order: deque[int] = deque()
         self._state_waiters: list[tuple[frozenset[CallState | str], asyncio.Future[Call]]] = []
 
     # -- state ---------------------------------------------------------------------
@@ -240,12 +248,7 @@ class CallHandle:
         ):
             update = _evolve_state(update, None)  # a late `establishing`: keep the newer state
         if update.tone_info is not None:
-            tone = update.tone_info
-            seq = tone.sequence_id
-            if seq is None or self._last_tone is None or seq > self._last_tone:
-                if seq is not None:
-                    self._last_tone = seq
-                self._tones.publish(tone)
+            self._receive_tone(update.tone_info)
         snapshot = old.merged(update)
         self._snapshot = snapshot
         if snapshot.state != old.state:
@@ -256,14 +259,41 @@ class CallHandle:
         if snapshot.state is CallState.TERMINATED:
             self._end()
 
+    def _receive_tone(self, tone: ToneInfo) -> None:
+        seq = tone.sequence_id
+        if seq is not None:
+            if seq in self._tones_seen:
+                return
+            self._tones_seen.add(seq)
+            self._tones_order.append(seq)
+            if len(self._tones_order) > _TONES_REMEMBERED:
+                self._tones_seen.discard(self._tones_order.popleft())
+        self._tones.publish(tone)
+
     def _apply_roster(self, participants: Sequence[Participant], deleted: bool) -> None:
-        for p in participants:
-            if p.id is None:
-                continue
-            if deleted or p.removed_state is not None:
-                self._participants.pop(p.id, None)
-            else:
-                self._participants[p.id] = p
+        """A roster notification. Without delta rosters Graph sends the whole roster, so
+        it replaces the known one. ``rosterSequenceNumber`` says when each participant
+        last changed, so a late, older record of a participant never overwrites a newer
+        one (the number is per participant: a current roster may carry old numbers)."""
+        if not self.delta_roster and not deleted:
+            current = self._participants
+            self._participants = {}
+            for p in participants:
+                if p.id is None or p.removed_state is not None:
+                    continue
+                old = current.get(p.id)
+                self._participants[p.id] = old if old is not None and _older(p, old) else p
+        else:
+            for p in participants:
+                if p.id is None:
+                    continue
+                old = self._participants.get(p.id)
+                if old is not None and _older(p, old):
+                    continue
+                if deleted or p.removed_state is not None:
+                    self._participants.pop(p.id, None)
+                else:
+                    self._participants[p.id] = p
         self._roster.publish(tuple(participants))
 
     def _end(self, error: BaseException | None = None) -> None:
@@ -295,6 +325,7 @@ class CallHandle:
 
         ``media_config`` defaults to service-hosted media, which IVR actions need.
         """
+        self.delta_roster = bool(call_options and call_options.is_delta_roster_enabled)
         await self._client._post_action(
             self,
             AnswerRequest(
@@ -632,6 +663,12 @@ class ParticipantHandle:
 
     def __repr__(self) -> str:
         return f"<ParticipantHandle {self.id} of call {self.call.id}>"
+
+
+def _older(update: Participant, known: Participant) -> bool:
+    """True when ``update`` is an older record of ``known``'s participant."""
+    new, old = update.roster_sequence_number, known.roster_sequence_number
+    return new is not None and old is not None and new < old
 
 
 def _evolve_state(call: Call, state: CallState | None) -> Call:

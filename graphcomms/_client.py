@@ -325,6 +325,7 @@ class CommsClient:
         if not call_id:
             raise DeserializationError("create call: Graph returned no call id", payload=None)
         handle = self.call(call_id)
+        handle.delta_roster = bool(call_options and call_options.is_delta_roster_enabled)
         handle._apply(ChangeType.CREATED, created)
         return handle
 

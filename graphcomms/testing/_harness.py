@@ -41,9 +41,8 @@ async def emulated_bot(
     The receiver validates the emulator's signed tokens exactly as it would Graph's.
     ``client_options`` go to ``CommsClient``. Everything is closed on exit.
     """
-    async with CommsClient(
-        "emulator-app-token", base_url=emulator.graph_url, **client_options
-    ) as client:
+    base_url = client_options.pop("base_url", emulator.graph_url)  # beta: emulator.beta_url
+    async with CommsClient("emulator-app-token", base_url=base_url, **client_options) as client:
         validator = TokenValidator(
             TokenValidationSettings(
                 app_id=emulator.app_id,
