@@ -14,7 +14,7 @@ import attrs
 from graphcomms._events import CallbackRunner, Channel
 from graphcomms._routing import normalize_id
 from graphcomms._tracker import OperationTracker
-from graphcomms.errors import CallEndedError
+from graphcomms.errors import CallEndedError, InvalidRequestError
 from graphcomms.models import (
     AddLargeGalleryViewOperation,
     AddLargeGalleryViewRequest,
@@ -155,6 +155,8 @@ class CallHandle:
         # (Graph may reorder) is still delivered. Bounded: a call has few tones.
         self._tones_seen: set[int] = set()
         self._tones_order: deque[int] = deque()
+        self._latest_tone = -1
+        self._closed_error: BaseException | None = None
         self._state_waiters: list[tuple[frozenset[CallState | str], asyncio.Future[Call]]] = []
 
     # -- state ---------------------------------------------------------------------
@@ -191,6 +193,8 @@ class CallHandle:
         wanted = frozenset(states)
         if self._snapshot.state in wanted:
             return self._snapshot
+        if self._closed_error is not None:
+            raise self._closed_error
         if self.ended:
             raise CallEndedError(call_id=self.id, result_info=self.result_info)
         waiter: asyncio.Future[Call] = asyncio.get_running_loop().create_future()
@@ -215,8 +219,12 @@ class CallHandle:
         self._states.add_callback(fn)
 
     def tones(self) -> AsyncIterator[ToneInfo]:
-        """DTMF tones the caller presses (after ``subscribe_to_tone``), in order,
-        each once; ends when the call ends."""
+        """DTMF tones the caller presses (after ``subscribe_to_tone``), each once, as
+        they arrive; ends when the call ends.
+
+        Graph may deliver a tone late (out of order): it is still delivered, and its
+        ``sequence_id`` says where it belongs. Repeats of a ``sequence_id`` are dropped.
+        """
         return self._tones.subscribe()
 
     def on_tone(self, fn: Callable[[ToneInfo], Any]) -> None:
@@ -248,7 +256,14 @@ class CallHandle:
         ):
             update = _evolve_state(update, None)  # a late `establishing`: keep the newer state
         if update.tone_info is not None:
-            self._receive_tone(update.tone_info)
+            tone = update.tone_info
+            self._receive_tone(tone)
+            seq = tone.sequence_id
+            if seq is not None:
+                if seq < self._latest_tone:
+                    update = attrs.evolve(update, tone_info=None)  # keep the newer one
+                else:
+                    self._latest_tone = seq
         snapshot = old.merged(update)
         self._snapshot = snapshot
         if snapshot.state != old.state:
@@ -297,6 +312,8 @@ class CallHandle:
         self._roster.publish(tuple(participants))
 
     def _end(self, error: BaseException | None = None) -> None:
+        if error is not None:
+            self._closed_error = error
         ended = error or CallEndedError(call_id=self.id, result_info=self.result_info)
         for wanted, waiter in self._state_waiters:
             if not waiter.done():
@@ -391,7 +408,9 @@ class CallHandle:
     async def refresh(self) -> Call:
         """``GET`` the call from Graph and lay it over the known snapshot."""
         call = await self._client._get_call(self.id)
-        self._apply(ChangeType.UPDATED, call)
+        # Through the client, as a notification would go: an ended call also fails
+        # its pending operations and leaves the client's table of live calls.
+        self._client._call_read(self.key, self.id, call)
         return self._snapshot
 
     async def list_participants(self) -> list[Participant]:
@@ -675,9 +694,18 @@ def _evolve_state(call: Call, state: CallState | None) -> Call:
     return attrs.evolve(call, state=state)
 
 
-def _as_tone(value: Tone | str) -> Tone | str:
+_TONES_BY_NAME = {t.value.lower(): t for t in Tone}
+
+
+def _as_tone(value: Tone | str) -> Tone:
+    """A tone from a ``Tone``, Graph's name (``"tone1"``) or a keypad key (``"#"``);
+    anything else is refused before sending, as Graph would refuse it."""
     if isinstance(value, Tone):
         return value
-    if len(value) == 1:
+    tone = _TONES_BY_NAME.get(value.lower()) if len(value) > 1 else None
+    if tone is not None:
+        return tone
+    try:
         return Tone.from_key(value)
-    return value
+    except ValueError:
+        raise InvalidRequestError(f"not a DTMF tone or keypad key: {value!r}") from None

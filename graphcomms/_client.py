@@ -359,6 +359,13 @@ class CommsClient:
         handle = self._calls.get(key)
         return handle.id if handle is not None else key
 
+    def _call_read(self, key: str, raw_id: str, call: Call) -> None:
+        """A call read back from Graph (``refresh``): applied as a notification is."""
+        ended = call.state is CallState.TERMINATED
+        self.on_call(key, raw_id, ChangeType.DELETED if ended else ChangeType.UPDATED, call)
+        if ended:
+            self._registry.fail_call(key, call.result_info)
+
     def _call_gone(self, key: str, call: Call | None) -> None:
         """The reconciler found the call ended (404, or terminated)."""
         ended = call if call is not None else Call(state=CallState.TERMINATED)
@@ -471,4 +478,5 @@ def _id_from_location(response: HttpResponse, kind: ResourceKind) -> str | None:
     ref = parse_resource_path(response.location)
     if ref is None or ref.kind is not kind:
         return None
-    return ref.item_id if kind is ResourceKind.OPERATION else ref.call_id
+    # A call id goes back into request paths: keep Graph's own spelling.
+    return ref.item_id if kind is ResourceKind.OPERATION else ref.raw_call_id

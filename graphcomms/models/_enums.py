@@ -128,13 +128,14 @@ class Tone(GraphEnum):
 
     @classmethod
     def from_key(cls, key: str) -> "Tone":
-        """The tone for a keypad key: ``"0"`` to ``"9"``, ``"*"``, ``"#"``, ``"A"`` to ``"D"``.
+        """The tone for a keypad key: ``"0"`` to ``"9"``, ``"*"``, ``"#"``, ``"A"`` to
+        ``"D"``, and ``"!"`` for flash (the inverse of :attr:`key`).
 
         Raises ``ValueError`` for anything else.
         """
         if len(key) == 1 and key.isdigit():
             return cls(f"tone{key}")
-        special = {"*": cls.STAR, "#": cls.POUND}
+        special = {"*": cls.STAR, "#": cls.POUND, "!": cls.FLASH}
         if key in special:
             return special[key]
         if key.lower() in {"a", "b", "c", "d"}:
