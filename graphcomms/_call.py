@@ -4,6 +4,7 @@ as notifications change it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Sequence
 from types import TracebackType
@@ -157,6 +158,8 @@ class CallHandle:
         self._tones_order: deque[int] = deque()
         self._latest_tone = -1
         self._closed_error: BaseException | None = None
+        #: Monotonic time the oldest current state waiter started; ``None`` if none.
+        self.waiting_since: float | None = None
         self._state_waiters: list[tuple[frozenset[CallState | str], asyncio.Future[Call]]] = []
 
     # -- state ---------------------------------------------------------------------
@@ -197,8 +200,13 @@ class CallHandle:
             raise self._closed_error
         if self.ended:
             raise CallEndedError(call_id=self.id, result_info=self.result_info)
-        waiter: asyncio.Future[Call] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Call] = loop.create_future()
         entry = (wanted, waiter)
+        if not self._state_waiters:
+            # Since when somebody waits on this call's state: a lost state notification
+            # is then recovered by reading the call back (see the client's reconciler).
+            self.waiting_since = time.monotonic()
         self._state_waiters.append(entry)
         try:
             done, _ = await asyncio.wait((waiter,), timeout=timeout)
@@ -210,6 +218,8 @@ class CallHandle:
         finally:
             if entry in self._state_waiters:
                 self._state_waiters.remove(entry)
+            if not self._state_waiters:
+                self.waiting_since = None
 
     def states(self) -> AsyncIterator[Call]:
         """Each new call snapshot whose state changed, until the call ends."""

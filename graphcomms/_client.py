@@ -134,7 +134,8 @@ class CommsClient:
                 stats=self.stats,
                 get_operation=self._get_operation,
                 get_call=self._get_call,
-                call_ended=self._call_gone,
+                call_read=self._call_reconciled,
+                waiting_calls=self._calls_waiting,
                 raw_call_id=self._raw_call_id,
                 after=reconcile_after,
                 min_interval=reconcile_interval,
@@ -366,11 +367,16 @@ class CommsClient:
         if ended:
             self._registry.fail_call(key, call.result_info)
 
-    def _call_gone(self, key: str, call: Call | None) -> None:
-        """The reconciler found the call ended (404, or terminated)."""
-        ended = call if call is not None else Call(state=CallState.TERMINATED)
-        self.on_call(key, self._raw_call_id(key), ChangeType.DELETED, ended)
-        self._registry.fail_call(key, ended.result_info)
+    def _call_reconciled(self, key: str, call: Call | None) -> None:
+        """The reconciler read the call: ``None`` means Graph answered 404 (gone)."""
+        self._call_read(key, self._raw_call_id(key), call or Call(state=CallState.TERMINATED))
+
+    def _calls_waiting(self, since: float) -> list[str]:
+        return [
+            key
+            for key, handle in self._calls.items()
+            if handle.waiting_since is not None and handle.waiting_since <= since
+        ]
 
     async def reconcile(self) -> int:
         """Run one reconciliation pass now (the client also runs them on its own);

@@ -4,21 +4,24 @@ Graph does not promise to deliver every notification (reference §5.6; users rep
 ones that never arrive). A tracker Graph has been silent about for ``after`` seconds is
 reconciled: graphcomms reads the operation back (``GET .../operations/{id}``) and,
 where Graph will not answer that (it documents the GET for one operation type only),
-reads the call. A 404 on the call means it is gone: its trackers fail with
-``CallEndedError``. Each call is reconciled at most once per ``min_interval``.
+reads the call. A call somebody has waited on (``wait_for_state``) for ``after``
+seconds is read back too, so a lost ``established`` or ``deleted`` is recovered. A
+404 on the call means it is gone: its trackers fail with ``CallEndedError``. Each call
+is reconciled at most once per ``min_interval``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from graphcomms._registry import OperationRegistry
 from graphcomms._tracker import OperationTracker
 from graphcomms.errors import GraphCommsError, NotFoundError, ResponseError
-from graphcomms.models import Call, CallState, CommsOperation, is_terminal
+from graphcomms.models import Call, CommsOperation, is_terminal
 
 if TYPE_CHECKING:
     from graphcomms._registry import ClientStats
@@ -38,7 +41,8 @@ class Reconciler:
         stats: ClientStats,
         get_operation: Callable[[str, str], Awaitable[CommsOperation]],
         get_call: Callable[[str], Awaitable[Call]],
-        call_ended: Callable[[str, Call | None], None],
+        call_read: Callable[[str, Call | None], None],
+        waiting_calls: Callable[[float], list[str]],
         raw_call_id: Callable[[str], str],
         after: float,
         min_interval: float,
@@ -47,7 +51,8 @@ class Reconciler:
         self._stats = stats
         self._get_operation = get_operation
         self._get_call = get_call
-        self._call_ended = call_ended
+        self._call_read = call_read
+        self._waiting_calls = waiting_calls
         self._raw_call_id = raw_call_id
         self.after = after
         self.min_interval = min_interval
@@ -73,11 +78,18 @@ class Reconciler:
             if self._next_allowed[call_id] <= now:
                 del self._next_allowed[call_id]
         due = [(c, ts) for c, ts in silent.items() if self._next_allowed.get(c, 0.0) <= now]
-        for call_id, _ in due:
+        waiting = [
+            c
+            for c in self._waiting_calls(time.monotonic() - self.after)
+            if c not in silent and self._next_allowed.get(c, 0.0) <= now
+        ]
+        for call_id in [c for c, _ in due] + waiting:
             self._next_allowed[call_id] = now + self.min_interval
-        if due:
-            await asyncio.gather(*(self._reconcile_call(c, ts) for c, ts in due))
-        return len(due)
+        work = [self._reconcile_call(c, ts) for c, ts in due]
+        work += [self._reconcile_call_state(c, self._raw_call_id(c)) for c in waiting]
+        if work:
+            await asyncio.gather(*work)
+        return len(work)
 
     async def _reconcile_call(self, call_id: str, trackers: list[OperationTracker[Any]]) -> None:
         raw_call = self._raw_call_id(call_id)
@@ -122,10 +134,9 @@ class Reconciler:
             call = await self._get_call(raw_call)
         except NotFoundError:
             _log.info("call %s is gone (404); failing its operations", raw_call)
-            self._call_ended(call_id, None)
+            self._call_read(call_id, None)
             return
         except GraphCommsError as exc:
             _log.warning("reconciling call %s failed: %s", raw_call, exc)
             return
-        if call.state is CallState.TERMINATED:
-            self._call_ended(call_id, call)
+        self._call_read(call_id, call)

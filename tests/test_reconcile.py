@@ -127,3 +127,33 @@ async def test_the_client_reconciles_on_its_own(mock_graph: aioresponses) -> Non
         mock_graph.get(OP_URL, payload=running(status="completed"))
         assert (await tracker.wait(timeout=5)).status is OperationStatus.COMPLETED
         await asyncio.sleep(0)
+
+
+async def test_a_lost_state_notification_is_recovered_for_a_waiter(
+    mock_graph: aioresponses,
+) -> None:
+    async with CommsClient("t", base_url=GRAPH, reconcile_after=0.01,
+                           reconcile_interval=0.01) as client:
+        call = client.call(CALL_ID)
+        # Graph says the call is established, but the notification never came.
+        mock_graph.get(CALL_URL, payload={"id": CALL_ID, "state": "established"})
+        snapshot = await call.wait_for_state("established", timeout=5)
+        assert snapshot.state == "established"
+        assert call.waiting_since is None
+
+
+async def test_a_lost_end_of_call_is_recovered_for_a_waiter(mock_graph: aioresponses) -> None:
+    async with CommsClient("t", base_url=GRAPH, reconcile_after=0.01,
+                           reconcile_interval=0.01) as client:
+        call = client.call(CALL_ID)
+        mock_graph.get(CALL_URL, status=404, payload={"error": {"code": "NotFound"}})
+        with pytest.raises(CallEndedError):
+            await call.wait_for_state("established", timeout=5)
+        assert call.ended
+
+
+async def test_a_call_nobody_waits_on_is_not_read(client: CommsClient,
+                                                  mock_graph: aioresponses) -> None:
+    client.call(CALL_ID)
+    assert await client.reconcile() == 0
+    assert gets(mock_graph, CALL_URL) == 0
