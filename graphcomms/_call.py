@@ -160,6 +160,8 @@ class CallHandle:
         self._closed_error: BaseException | None = None
         #: Monotonic time the oldest current state waiter started; ``None`` if none.
         self.waiting_since: float | None = None
+        #: Monotonic time ``hang_up()`` was accepted; ``None`` before.
+        self.hung_up_at: float | None = None
         self._state_waiters: list[tuple[frozenset[CallState | str], asyncio.Future[Call]]] = []
 
     # -- state ---------------------------------------------------------------------
@@ -414,6 +416,9 @@ class CallHandle:
     async def hang_up(self) -> None:
         """``DELETE`` the call; ``terminating`` then ``terminated`` notifications follow."""
         await self._client._request("DELETE", f"communications/calls/{self.id}")
+        # If the `terminated` notification is lost, the reconciler reads the call back
+        # (a 404 ends it) rather than keeping a dead call's handle forever.
+        self.hung_up_at = time.monotonic()
 
     async def refresh(self) -> Call:
         """``GET`` the call from Graph and lay it over the known snapshot."""

@@ -194,6 +194,8 @@ class CommsClient:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._reconciler is not None:
+            await self._reconciler.aclose()
         self._registry.close()
         closed = ClientClosedError("the client was closed")
         for handle in list(self._calls.values()):
@@ -372,10 +374,13 @@ class CommsClient:
         self._call_read(key, self._raw_call_id(key), call or Call(state=CallState.TERMINATED))
 
     def _calls_waiting(self, since: float) -> list[str]:
+        """Live calls whose state somebody awaits, or that were hung up, since before
+        ``since``: a lost state notification matters to them."""
         return [
             key
             for key, handle in self._calls.items()
-            if handle.waiting_since is not None and handle.waiting_since <= since
+            if (handle.waiting_since is not None and handle.waiting_since <= since)
+            or (handle.hung_up_at is not None and handle.hung_up_at <= since)
         ]
 
     async def reconcile(self) -> int:

@@ -357,6 +357,7 @@ class HttpTransport:
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not crypto
         self._closed = False
+        self._closing: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
         return f"HttpTransport(base_url={self._base_url!r}, closed={self._closed})"
@@ -373,6 +374,8 @@ class HttpTransport:
     async def aclose(self) -> None:
         """Close the session if this transport created it. Safe to call more than once."""
         self._closed = True
+        if self._closing is not None and not self._closing.done():
+            self._closing.set_result(None)  # wakes any retry back-off
         session, self._session = self._session, None
         if session is not None and self._owns_session:
             await session.close()
@@ -570,7 +573,23 @@ class HttpTransport:
                     "retry_delay": delay,
                 },
             )
-            await self._sleep(delay)
+            await self._back_off(delay)
+
+    async def _back_off(self, delay: float) -> None:
+        """Sleep ``delay`` before a retry, but wake at once if the transport is closed
+        meanwhile: aclose() must not wait out a Retry-After of up to max_delay."""
+        loop = asyncio.get_running_loop()
+        if self._closing is None:
+            self._closing = loop.create_future()
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        try:
+            await asyncio.wait((sleeper, self._closing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not sleeper.done():
+                sleeper.cancel()
+                await asyncio.gather(sleeper, return_exceptions=True)
+        if self._closed:
+            raise ClientClosedError("the client was closed during a retry back-off")
 
     async def _attempt(
         self,

@@ -46,6 +46,7 @@ class Reconciler:
         raw_call_id: Callable[[str], str],
         after: float,
         min_interval: float,
+        max_concurrent: int = 8,
     ) -> None:
         self._registry = registry
         self._stats = stats
@@ -56,40 +57,80 @@ class Reconciler:
         self._raw_call_id = raw_call_id
         self.after = after
         self.min_interval = min_interval
+        self.max_concurrent = max_concurrent
         self._next_allowed: dict[str, float] = {}
+        self._busy: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._gate: asyncio.Semaphore | None = None
 
     async def run(self) -> None:
         # Waking at a fraction of `after` bounds how late a silent tracker is noticed
-        # without a timer per tracker.
+        # without a timer per tracker. A pass only starts work: a slow Graph (or an
+        # overloaded bot) must not hold the next pass behind a barrier.
         tick = max(min(self.after, self.min_interval) / 2, 0.01)
         while True:
             await asyncio.sleep(tick)
             try:
-                await self.reconcile_once()
+                self._start_pass()
             except Exception:
                 _log.exception("reconciliation pass failed")
 
     async def reconcile_once(self) -> int:
-        """Reconcile every call with silent trackers that is not rate-limited; returns
-        how many calls were reconciled."""
+        """Reconcile every due call now and wait for it; returns how many calls."""
+        started = self._start_pass()
+        if started:
+            await asyncio.gather(*started, return_exceptions=True)
+        return len(started)
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _start_pass(self) -> list[asyncio.Task[None]]:
+        """Start reconciling each call that has silent trackers or a long state waiter
+        and is neither rate-limited nor already being reconciled."""
         now = self._registry.clock()
         silent = self._registry.silent(now - self.after)
         for call_id in [c for c in self._next_allowed if c not in silent]:
-            if self._next_allowed[call_id] <= now:
+            if self._next_allowed[call_id] <= now and call_id not in self._busy:
                 del self._next_allowed[call_id]
-        due = [(c, ts) for c, ts in silent.items() if self._next_allowed.get(c, 0.0) <= now]
-        waiting = [
-            c
-            for c in self._waiting_calls(time.monotonic() - self.after)
-            if c not in silent and self._next_allowed.get(c, 0.0) <= now
-        ]
-        for call_id in [c for c, _ in due] + waiting:
+        waiting = self._waiting_calls(time.monotonic() - self.after)
+        started = []
+        for call_id in [*silent, *(c for c in waiting if c not in silent)]:
+            if call_id in self._busy or self._next_allowed.get(call_id, 0.0) > now:
+                continue
             self._next_allowed[call_id] = now + self.min_interval
-        work = [self._reconcile_call(c, ts) for c, ts in due]
-        work += [self._reconcile_call_state(c, self._raw_call_id(c)) for c in waiting]
-        if work:
-            await asyncio.gather(*work)
-        return len(work)
+            trackers = silent.get(call_id)
+            work = (
+                self._reconcile_call(call_id, trackers)
+                if trackers
+                else self._reconcile_call_state(call_id, self._raw_call_id(call_id))
+            )
+            task = asyncio.get_running_loop().create_task(self._one_call(call_id, work))
+            self._busy.add(call_id)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            started.append(task)
+        return started
+
+    async def _one_call(self, call_id: str, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except Exception:
+            _log.exception("reconciling call %s failed", call_id)
+        finally:
+            self._busy.discard(call_id)
+
+    async def _read(self, read: Awaitable[Any]) -> Any:
+        # A cap on read-backs in flight: after a burst of losses (or under overload,
+        # when everything looks silent) reconciliation must not multiply the load.
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.max_concurrent)
+        async with self._gate:
+            return await read
 
     async def _reconcile_call(self, call_id: str, trackers: list[OperationTracker[Any]]) -> None:
         raw_call = self._raw_call_id(call_id)
@@ -104,7 +145,7 @@ class Reconciler:
                 continue
             self._stats.reconciliations += 1
             try:
-                snapshot = await self._get_operation(raw_call, op_id)
+                snapshot = await self._read(self._get_operation(raw_call, op_id))
             except ResponseError as exc:
                 # 404: gone (or never readable); 400/405/501: not supported for this
                 # type. Either way the call says whether anything is still alive.
@@ -131,7 +172,7 @@ class Reconciler:
     async def _reconcile_call_state(self, call_id: str, raw_call: str) -> None:
         self._stats.reconciliations += 1
         try:
-            call = await self._get_call(raw_call)
+            call = await self._read(self._get_call(raw_call))
         except NotFoundError:
             _log.info("call %s is gone (404); failing its operations", raw_call)
             self._call_read(call_id, None)

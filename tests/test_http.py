@@ -773,6 +773,19 @@ async def test_aclose_during_backoff_stops_the_retries(mock: aioresponses) -> No
     assert len(sent(mock, "GET", CALL)) == 1
 
 
+async def test_aclose_wakes_a_long_back_off_at_once(mock: aioresponses) -> None:
+    # A real sleep of Retry-After's 30 s: aclose() must end the request now, not then.
+    mock.post(CALL, status=429, headers={"Retry-After": "30"}, body="", repeat=True)
+    transport = HttpTransport(base_url=GRAPH_V1, token_provider=StaticTokenProvider(TOKEN))
+    request = asyncio.ensure_future(transport.request("POST", CALL, json={}))
+    while not sent(mock, "POST", CALL):
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.01)
+    await transport.aclose()
+    with pytest.raises(ClientClosedError):
+        await asyncio.wait_for(request, 1)
+
+
 # --- real sockets ----------------------------------------------------------------------
 
 

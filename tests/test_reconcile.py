@@ -157,3 +157,17 @@ async def test_a_call_nobody_waits_on_is_not_read(client: CommsClient,
     client.call(CALL_ID)
     assert await client.reconcile() == 0
     assert gets(mock_graph, CALL_URL) == 0
+
+
+async def test_a_hung_up_call_whose_end_was_lost_is_released(mock_graph: aioresponses) -> None:
+    async with CommsClient("t", base_url=GRAPH, reconcile_after=0.0,
+                           reconcile_interval=3600) as client:
+        call = client.call(CALL_ID)
+        mock_graph.delete(CALL_URL, status=204)
+        await call.hang_up()
+        assert not call.ended  # the notifications decide, and they never come
+        mock_graph.get(CALL_URL, status=404, payload={"error": {"code": "NotFound"}})
+        assert await client.reconcile() == 1
+        assert call.ended
+        assert client.call(CALL_ID) is call  # still the same, ended handle
+        assert client._calls == {}

@@ -227,6 +227,11 @@ class TokenValidator:
         self._next_refresh_at = 0.0
         self._last_unknown_key_refetch = -float("inf")
 
+    @property
+    def cached_tokens(self) -> int:
+        """How many validated tokens are cached now (at most ``token_cache_size``)."""
+        return len(self._cache)
+
     def __repr__(self) -> str:
         return (
             f"<TokenValidator app_id={self.settings.app_id!r} keys={len(self._keys)}"

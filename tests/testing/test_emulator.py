@@ -864,7 +864,7 @@ async def test_run_emulator_serves_until_cancelled(capsys: pytest.CaptureFixture
 
     async def printed() -> None:
         # capsys offers nothing to wait on, so poll it.
-        while "Graph v1.0" not in capsys.readouterr().out:  # noqa: ASYNC110
+        while "Graph v1.0" not in capsys.readouterr().out:
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(printed(), 5)
