@@ -1,7 +1,7 @@
 """Fixtures for the integration tests; the helpers behind them are in
 integration_support. The plugin's ``graph_emulator`` / ``emulated_bot`` fixtures give a
-v1.0 bot; the beta bot is built with ``bot_on`` because ``emulated_bot`` cannot take a
-``base_url`` (see ``test_emulated_bot_accepts_a_beta_base_url``)."""
+v1.0 bot; the beta bot is built with ``bot_on``: ``emulated_bot`` with the emulator's
+beta ``base_url``."""
 
 from __future__ import annotations
 
