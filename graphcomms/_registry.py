@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -97,10 +97,13 @@ class OperationRegistry:
         self._early: dict[tuple[str, str], _Early] = {}
         self._early_order: OrderedDict[int, _Early] = OrderedDict()
         # Finished work, so that a late duplicate is counted rather than buffered as
-        # early. Holds the tracker only for timed-out ones, within the grace window.
-        self._recent: OrderedDict[tuple[str, str], tuple[float, OperationTracker[Any] | None]] = (
-            OrderedDict()
-        )
+        # early: expiry time by operation id and by client context, in plain dicts (a
+        # resolution is on the hot path), with one deque holding their order. Timed-out
+        # trackers are also kept, by both keys, for the late-result grace window.
+        self._recent_ids: dict[str, float] = {}
+        self._recent_contexts: dict[str, float] = {}
+        self._recent_order: deque[tuple[float, str | None, str]] = deque()
+        self._timed_out: dict[str, OperationTracker[Any]] = {}
         self._closed = False
 
     # -- registering ---------------------------------------------------------------
@@ -182,13 +185,13 @@ class OperationRegistry:
                 self._by_id[operation_id] = tracker
             self._advance(tracker, snapshot, deleted)
             return
-        recent = None
-        if operation_id is not None:
-            recent = self._recent.get(("i", operation_id))
-        if recent is None and ctx:
-            recent = self._recent.get(("c", ctx))
-        if recent is not None:
-            self._after_finish(recent[1], snapshot, deleted)
+        if (operation_id is not None and operation_id in self._recent_ids) or (
+            ctx and ctx in self._recent_contexts
+        ):
+            late = self._timed_out.get(ctx) if ctx else None
+            if late is None and operation_id is not None:
+                late = self._timed_out.get(operation_id)
+            self._after_finish(late, snapshot, deleted)
             return
         self._buffer(call_id, operation_id, ctx, snapshot, deleted)
 
@@ -219,18 +222,19 @@ class OperationRegistry:
             self._finish(tracker, ClientClosedError("the client was closed"))
         self._early.clear()
         self._early_order.clear()
-        self._recent.clear()
+        self._recent_ids.clear()
+        self._recent_contexts.clear()
+        self._recent_order.clear()
+        self._timed_out.clear()
         self.stats.early_pending = 0
 
     def sweep(self) -> None:
         """Drop early snapshots and finished-work memory past their age."""
         now = self._clock()
         self._expire_early(now)
-        while self._recent:
-            key, (expires, _) = next(iter(self._recent.items()))
-            if expires > now:
-                break
-            del self._recent[key]
+        order = self._recent_order
+        while order and order[0][0] <= now:
+            self._forget_recent(*order.popleft())
 
     def pending_for_call(self, call_id: str) -> list[OperationTracker[Any]]:
         return list(self._by_call.get(call_id, ()))
@@ -282,11 +286,7 @@ class OperationRegistry:
                 self.stats.resolved += 1
             else:
                 self.stats.failed += 1
-        keep = tracker if isinstance(outcome, OperationTimeoutError) else None
-        expires = self._clock() + self._late_grace
-        if tracker.operation_id is not None:
-            self._remember(("i", tracker.operation_id), expires, keep)
-        self._remember(("c", tracker.client_context), expires, keep)
+        self._remember(tracker, timed_out=isinstance(outcome, OperationTimeoutError))
         if _log.isEnabledFor(logging.DEBUG):  # the extra dict is not free
             _log.debug(
                 "operation %s on call %s resolved: %s",
@@ -308,20 +308,35 @@ class OperationRegistry:
             of_call.pop(tracker, None)
             if not of_call:
                 del self._by_call[tracker.call_id]
-        timer = self._timers.pop(tracker, None)
-        if timer is not None:
-            timer.cancel()
+        if self._timers:
+            timer = self._timers.pop(tracker, None)
+            if timer is not None:
+                timer.cancel()
         return True
 
-    def _remember(
-        self, key: tuple[str, str], expires: float, tracker: OperationTracker[Any] | None
-    ) -> None:
-        recent = self._recent
-        if key in recent:
-            recent.move_to_end(key)
-        recent[key] = (expires, tracker)
-        if len(recent) > self._recent_limit:
-            self._recent.popitem(last=False)
+    def _remember(self, tracker: OperationTracker[Any], *, timed_out: bool) -> None:
+        expires = self._clock() + self._late_grace
+        op_id, ctx = tracker.operation_id, tracker.client_context
+        if op_id is not None:
+            self._recent_ids[op_id] = expires
+        self._recent_contexts[ctx] = expires
+        if timed_out:  # kept by both keys: a late result may name either
+            self._timed_out[ctx] = tracker
+            if op_id is not None:
+                self._timed_out[op_id] = tracker
+        order = self._recent_order
+        order.append((expires, op_id, ctx))
+        if len(order) > self._recent_limit:
+            self._forget_recent(*order.popleft())
+
+    def _forget_recent(self, expires: float, op_id: str | None, ctx: str) -> None:
+        # Only if not remembered again since (a later entry carries a later expiry).
+        if op_id is not None and self._recent_ids.get(op_id) == expires:
+            del self._recent_ids[op_id]
+            self._timed_out.pop(op_id, None)
+        if self._recent_contexts.get(ctx) == expires:
+            del self._recent_contexts[ctx]
+            self._timed_out.pop(ctx, None)
 
     def _after_finish(
         self, tracker: OperationTracker[Any] | None, snapshot: CommsOperation, deleted: bool

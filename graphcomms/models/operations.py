@@ -90,7 +90,7 @@ def is_terminal(status: OperationStatus | str | None) -> bool:
 def is_success(operation: CommsOperation) -> bool:
     """Done is not success: ``completed`` **and** a 2xx (or absent) ``resultInfo.code``
     **and** no failure ``completionReason``."""
-    if operation.status is not OperationStatus.COMPLETED:
+    if operation.status != OperationStatus.COMPLETED:  # a plain "completed" counts too
         return False
     if operation.result_info is not None and not operation.result_info.is_success:
         return False
