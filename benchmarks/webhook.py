@@ -1,0 +1,116 @@
+"""Comparison 3: webhook ingest with token validation, under load from another process.
+
+Three processes: this one only steers; the server process (``benchmarks._server``)
+serves both endpoints; the load process (``benchmarks._load``) sends the notifications
+at a fixed concurrency and times them. Rounds alternate between ``/graphcomms`` and
+``/bare`` on the same server, so both share its process, heap and warm-up.
+
+The platform reuses a callback token for its lifetime, so every request carries the
+same signed token: one RSA verification, then the validator's cache (the server's
+counters are in the row's ``extra``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+from benchmarks._harness import Row, Series, Sizes, Target, interleave, paired
+from benchmarks._procs import Child
+from benchmarks._server import ISSUER, KEY_ID
+
+__all__ = ["run_webhook"]
+
+WEBHOOK_TARGET = Target(">=", 0.9)
+
+APP_ID = "6f1c3a52-9b1e-4d2b-8c55-0e4f2a7d9b10"
+TENANT_ID = "7a2d4f80-3c1b-4e5f-9a6d-2b8c0e1f4a37"
+
+
+def _key_and_token() -> tuple[dict[str, Any], str]:
+    """An RSA key's public JWK and a platform-style token it signed."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAAlgorithm
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = {**json.loads(RSAAlgorithm.to_jwk(key.public_key())), "kid": KEY_ID, "use": "sig"}
+    now = int(time.time())
+    claims = {
+        "aud": APP_ID,
+        "iss": ISSUER,
+        "tid": TENANT_ID,
+        "iat": now - 10,
+        "nbf": now - 10,
+        "exp": now + 3600,
+    }
+    token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": KEY_ID})
+    return jwk, token
+
+
+def run_webhook(sizes: Sizes) -> list[Row]:
+    row = Row(
+        key="webhook",
+        title=f"3. webhook, tokens checked, concurrency {sizes.concurrency}, vs bare aiohttp",
+        target=WEBHOOK_TARGET,
+        ratio_meaning="graphcomms throughput / bare handler throughput",
+    )
+    n = sizes.webhook_n
+    rounds = sizes.repeats + 1  # and the warm-up round
+    jwk, token = _key_and_token()
+    call_id = uuid.uuid4().hex
+    server_config = {
+        "kind": "webhook",
+        "jwk": jwk,
+        "app_id": APP_ID,
+        "call_id": call_id,
+        "pending": n * rounds,
+        "deadline_s": 1800,
+    }
+    with Child("benchmarks._server", server_config) as server:
+        port = server.receive(timeout=300)["port"]
+        load_config = {
+            "port": port,
+            "token": token,
+            "call_id": call_id,
+            "concurrency": sizes.concurrency,
+            "deadline_s": 1800,
+        }
+        with Child("benchmarks._load", load_config) as load:
+            load.receive(timeout=60)
+            next_start = 0
+
+            def send(path: str) -> float:
+                nonlocal next_start
+                start = next_start
+                if path == "/graphcomms":
+                    # Each notification resolves a tracker: never the same one twice.
+                    next_start += n
+                result = load.request({"path": path, "start": start, "count": n}, 600)
+                if result["statuses"] != {"202": n}:
+                    raise RuntimeError(f"{path} answered {result['statuses']}, not {n} x 202")
+                return n / float(result["seconds"])
+
+            async def ours_round() -> float:
+                return send("/graphcomms")
+
+            async def bare_round() -> float:
+                return send("/bare")
+
+            ours = Series("graphcomms receiver", "req/s")
+            bare = Series("bare handler", "req/s")
+            asyncio.run(interleave([(ours, ours_round), (bare, bare_round)], repeats=sizes.repeats))
+            stats = server.request({"cmd": "stats"}, 60)
+    if stats["resolved"] != n * rounds or stats["pending"] != 0:
+        raise RuntimeError(f"not every notification resolved its tracker: {stats}")
+    row.subject, row.baseline = ours, bare
+    row.ratios = paired(ours, bare, lambda s, b: s / b)
+    row.extra.update(
+        n_per_round=n,
+        token_verifications=stats["token_verifications"],
+        token_cache_hits=stats["token_cache_hits"],
+    )
+    return [row]
