@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiohttp
 import attrs
 
 from graphcomms._call import CallHandle
@@ -49,6 +48,9 @@ from graphcomms.models import (
     ServiceHostedMediaConfig,
 )
 from graphcomms.typing import NotificationPayload, NotificationSource, TokenLike
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["CommsClient"]
 
@@ -411,7 +413,7 @@ class CommsClient:
         context, POST, then bind the response (resolving at once if it is terminal)."""
         self._check_open()
         if request.client_context is None:
-            request = attrs.evolve(request, client_context=uuid.uuid4().hex)
+            request = attrs.evolve(request, client_context=os.urandom(16).hex())
         ctx = request.client_context
         assert ctx is not None
         kind = request.returns
@@ -442,17 +444,18 @@ class CommsClient:
             if snapshot.id
             else _id_from_location(response, ResourceKind.OPERATION)
         )
-        _log.debug(
-            "%s issued on call %s: status %s",
-            type(snapshot).__name__,
-            call.id,
-            snapshot.status,
-            extra={
-                "call_id": call.key,
-                "operation_id": op_id,
-                "client_request_id": response.client_request_id,
-            },
-        )
+        if _log.isEnabledFor(logging.DEBUG):  # the extra dict is not free
+            _log.debug(
+                "%s issued on call %s: status %s",
+                type(snapshot).__name__,
+                call.id,
+                snapshot.status,
+                extra={
+                    "call_id": call.key,
+                    "operation_id": op_id,
+                    "client_request_id": response.client_request_id,
+                },
+            )
         self._registry.bind(tracker, op_id, snapshot)
         return tracker
 
