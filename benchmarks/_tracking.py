@@ -41,7 +41,6 @@ def add_pending(
         client_context=context,
         snapshot=PlayPromptOperation(client_context=context),
         runner=client._runner,
-        registry=client._registry,
         cancel_hook=call._cancel_media,
     )
     client._registry.expect(tracker, timeout=None)

@@ -422,7 +422,6 @@ class CommsClient:
             client_context=ctx,
             snapshot=kind(client_context=ctx),  # type: ignore[arg-type]
             runner=self._runner,
-            registry=self._registry,
             cancel_hook=cancel_hook,
         )
         self._registry.expect(

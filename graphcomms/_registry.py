@@ -236,9 +236,6 @@ class OperationRegistry:
         while order and order[0][0] <= now:
             self._forget_recent(*order.popleft())
 
-    def pending_for_call(self, call_id: str) -> list[OperationTracker[Any]]:
-        return list(self._by_call.get(call_id, ()))
-
     def silent(self, older_than: float) -> dict[str, list[OperationTracker[Any]]]:
         """Pending trackers, by call, that heard nothing since ``older_than`` (registry
         clock). A periodic scan, not a per-notification cost."""
@@ -325,6 +322,10 @@ class OperationRegistry:
             if op_id is not None:
                 self._timed_out[op_id] = tracker
         order = self._recent_order
+        # Expire lazily here, on every resolution (O(1) amortised), so the grace window
+        # holds without a sweeper task, and bound the count besides.
+        while order and order[0][0] <= expires - self._late_grace:
+            self._forget_recent(*order.popleft())
         order.append((expires, op_id, ctx))
         if len(order) > self._recent_limit:
             self._forget_recent(*order.popleft())

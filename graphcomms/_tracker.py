@@ -12,14 +12,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from graphcomms._events import CallbackRunner, Channel
 from graphcomms.errors import InvalidRequestError, OperationFailedError
 from graphcomms.models import CommsOperation, OperationStatus, is_success
-
-if TYPE_CHECKING:
-    from graphcomms._registry import OperationRegistry
 
 __all__ = ["DoneCallback", "OperationTracker"]
 
@@ -48,7 +45,6 @@ class OperationTracker(Generic[OpT]):
         "_callbacks",
         "_cancel_hook",
         "_outcome",
-        "_registry",
         "_runner",
         "_snapshot",
         "_touched",
@@ -67,7 +63,6 @@ class OperationTracker(Generic[OpT]):
         client_context: str,
         snapshot: OpT,
         runner: CallbackRunner,
-        registry: OperationRegistry | None = None,
         cancel_hook: CancelHook | None = None,
     ) -> None:
         #: The call's id, normalised (lower case, no hyphens).
@@ -83,7 +78,6 @@ class OperationTracker(Generic[OpT]):
         #: When Graph last said anything about it (registry clock); drives reconciling.
         self._touched = 0.0
         self._runner = runner
-        self._registry = registry
         self._cancel_hook = cancel_hook
         self._outcome: OpT | BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None

@@ -628,3 +628,29 @@ async def test_envelope_with_a_bad_item_applies_the_good_ones(
     assert client.feed({"value": [bad, "not even an object", good]}) == 3
     assert tracker.done()
     assert client.stats.bad_items == 2
+
+
+async def test_finished_work_memory_expires_without_a_sweeper() -> None:
+    from graphcomms._events import CallbackRunner
+    from graphcomms._registry import OperationRegistry
+    from graphcomms._tracker import OperationTracker
+
+    now = [0.0]
+    registry = OperationRegistry(late_grace=10.0, clock=lambda: now[0])
+    runner = CallbackRunner()
+
+    def finish(ctx: str, op_id: str) -> None:
+        tracker = OperationTracker(
+            call_id="c", client_context=ctx, snapshot=PlayPromptOperation(), runner=runner
+        )
+        registry.expect(tracker)
+        registry.bind(tracker, op_id, PlayPromptOperation(id=op_id, status="completed"))
+
+    finish("first", "op1")
+    assert "op1" in registry._recent_ids
+    now[0] = 11.0  # past the grace window: the next resolution lets it go
+    finish("second", "op2")
+    assert "op1" not in registry._recent_ids
+    assert "first" not in registry._recent_contexts
+    assert "op2" in registry._recent_ids
+    await runner.aclose()

@@ -128,7 +128,6 @@ async def run_scenario(ops: list[Op], events: list[tuple[Any, ...]]) -> None:
                 client_context=f"ctx-{op.index}",
                 snapshot=PlayPromptOperation(),
                 runner=runner,
-                registry=registry,
             )
             tracker.add_done_callback(
                 lambda t, i=op.index: resolutions.__setitem__(i, resolutions.get(i, 0) + 1)
