@@ -10,8 +10,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import attrs
-
 from graphcomms._call import CallHandle
 from graphcomms._converter import (
     structure_call,
@@ -393,11 +391,18 @@ class CommsClient:
         return await self._reconciler.reconcile_once()
 
     async def _post_action(
-        self, call: CallHandle, request: ActionRequest, *, participant_id: str | None = None
+        self,
+        call: CallHandle,
+        request: ActionRequest,
+        *,
+        participant_id: str | None = None,
+        body: Mapping[str, Any] | None = None,
     ) -> HttpResponse:
         path = request.path.format(participant_id=participant_id)
         return await self._request(
-            "POST", f"communications/calls/{call.id}/{path}", json=unstructure(request)
+            "POST",
+            f"communications/calls/{call.id}/{path}",
+            json=body if body is not None else unstructure(request),
         )
 
     async def _send_operation(
@@ -412,10 +417,12 @@ class CommsClient:
         """The path of every operation action: register the tracker under its client
         context, POST, then bind the response (resolving at once if it is terminal)."""
         self._check_open()
-        if request.client_context is None:
-            request = attrs.evolve(request, client_context=os.urandom(16).hex())
+        body = unstructure(request)
         ctx = request.client_context
-        assert ctx is not None
+        if ctx is None:
+            # Into the body, not through attrs.evolve: that would build (and validate)
+            # the whole request again on every action.
+            ctx = body["clientContext"] = os.urandom(16).hex()
         kind = request.returns
         tracker: OperationTracker[OpT] = OperationTracker(
             call_id=call.key,
@@ -428,7 +435,9 @@ class CommsClient:
             tracker, timeout=timeout if timeout is not None else self.operation_timeout
         )
         try:
-            response = await self._post_action(call, request, participant_id=participant_id)
+            response = await self._post_action(
+                call, request, participant_id=participant_id, body=body
+            )
             body = response.body
             snapshot = (
                 structure_operation(body, default=kind)
