@@ -302,25 +302,21 @@ class CallHandle:
         it replaces the known one. ``rosterSequenceNumber`` says when each participant
         last changed, so a late, older record of a participant never overwrites a newer
         one (the number is per participant: a current roster may carry old numbers)."""
-        if not self.delta_roster and not deleted:
-            current = self._participants
-            self._participants = {}
-            for p in participants:
-                if p.id is None or p.removed_state is not None:
-                    continue
-                old = current.get(p.id)
-                self._participants[p.id] = old if old is not None and _older(p, old) else p
-        else:
-            for p in participants:
-                if p.id is None:
-                    continue
-                old = self._participants.get(p.id)
-                if old is not None and _older(p, old):
-                    continue
-                if deleted or p.removed_state is not None:
-                    self._participants.pop(p.id, None)
-                else:
-                    self._participants[p.id] = p
+        full = not self.delta_roster and not deleted
+        before = self._participants
+        after = {} if full else before  # a full roster replaces, a delta updates in place
+        for p in participants:
+            if p.id is None:
+                continue
+            old = before.get(p.id)
+            if old is not None and _older(p, old):
+                if full:
+                    after[p.id] = old
+            elif deleted or p.removed_state is not None:
+                after.pop(p.id, None)
+            else:
+                after[p.id] = p
+        self._participants = after
         self._roster.publish(tuple(participants))
 
     def _end(self, error: BaseException | None = None) -> None:

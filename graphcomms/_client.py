@@ -112,7 +112,7 @@ class CommsClient:
             retry=retry if retry is not None else RetryPolicy(),
             timeout=request_timeout,
         )
-        self._runner = CallbackRunner()
+        self._runner = CallbackRunner(self.stats)
         self._registry = OperationRegistry(
             stats=self.stats,
             early_limit=early_limit,
@@ -247,6 +247,18 @@ class CommsClient:
 
     # CallRouter, used by the ingestor.
     def on_call(self, call_id: str, raw_id: str, change: ChangeType | str, call: Call) -> None:
+        """Every call snapshot goes through here: notifications, ``refresh()`` and
+        reconciliation. A snapshot that ends the call fails its pending operations."""
+        if change is ChangeType.DELETED or call.state is CallState.TERMINATED:
+            try:
+                self._apply_call(call_id, raw_id, change, call)
+            finally:
+                # After the handle took the end, so its state already says terminated.
+                self._registry.fail_call(call_id, call.result_info)
+        else:
+            self._apply_call(call_id, raw_id, change, call)
+
+    def _apply_call(self, call_id: str, raw_id: str, change: ChangeType | str, call: Call) -> None:
         if call_id in self._ended_calls:
             self.stats.duplicates += 1
             return
@@ -366,8 +378,6 @@ class CommsClient:
         """A call read back from Graph (``refresh``): applied as a notification is."""
         ended = call.state is CallState.TERMINATED
         self.on_call(key, raw_id, ChangeType.DELETED if ended else ChangeType.UPDATED, call)
-        if ended:
-            self._registry.fail_call(key, call.result_info)
 
     def _call_reconciled(self, key: str, call: Call | None) -> None:
         """The reconciler read the call: ``None`` means Graph answered 404 (gone)."""

@@ -13,7 +13,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 __all__ = ["CallbackRunner", "Channel"]
 
@@ -22,14 +22,20 @@ T = TypeVar("T")
 _log = logging.getLogger("graphcomms.callbacks")
 
 
+class _ErrorCounter(Protocol):
+    """Where failed callbacks are counted: the client's ``ClientStats``."""
+
+    callback_errors: int
+
+
 class CallbackRunner:
     """Runs user callbacks outside the caller's stack and keeps their tasks."""
 
-    __slots__ = ("_tasks", "errors")
+    __slots__ = ("_stats", "_tasks")
 
-    def __init__(self) -> None:
+    def __init__(self, stats: _ErrorCounter | None = None) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.errors = 0
+        self._stats = stats
 
     def run(self, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn(*args)`` on the next loop iteration; never raises."""
@@ -39,7 +45,7 @@ class CallbackRunner:
         try:
             result = fn(*args)
         except Exception:
-            self.errors += 1
+            self._count_error()
             _log.exception("callback %r raised", fn)
             return
         if inspect.isawaitable(result):
@@ -53,8 +59,12 @@ class CallbackRunner:
             return
         exc = task.exception()
         if exc is not None:
-            self.errors += 1
+            self._count_error()
             _log.error("async callback raised", exc_info=exc)
+
+    def _count_error(self) -> None:
+        if self._stats is not None:
+            self._stats.callback_errors += 1
 
     @property
     def pending(self) -> int:

@@ -15,7 +15,7 @@ from graphcomms._converter import loads, structure_call, structure_operation, st
 from graphcomms._registry import ClientStats, OperationRegistry
 from graphcomms._routing import ResourceKind, parse_resource_path
 from graphcomms.errors import DeserializationError
-from graphcomms.models import Call, CallState, ChangeType, CommsOperation, Participant
+from graphcomms.models import Call, ChangeType, CommsOperation, Participant
 from graphcomms.typing import NotificationPayload
 
 __all__ = ["CallRouter", "Ingestor"]
@@ -101,8 +101,6 @@ class Ingestor:
             calls = [structure_call(entity) for entity in entities] or [Call()]
             for call in calls:
                 self._calls.on_call(ref.call_id, ref.raw_call_id, change, call)
-                if deleted or call.state is CallState.TERMINATED:
-                    self._registry.fail_call(ref.call_id, call.result_info)
         elif kind is ResourceKind.PARTICIPANTS or kind is ResourceKind.PARTICIPANT:
             participants = [structure_participant(entity) for entity in entities]
             self._calls.on_roster(ref.call_id, participants, deleted)

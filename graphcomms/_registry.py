@@ -324,8 +324,13 @@ class OperationRegistry:
         order = self._recent_order
         # Expire lazily here, on every resolution (O(1) amortised), so the grace window
         # holds without a sweeper task, and bound the count besides.
-        while order and order[0][0] <= expires - self._late_grace:
+        now = expires - self._late_grace
+        while order and order[0][0] <= now:
             self._forget_recent(*order.popleft())
+        if self._early_order:
+            # Early notifications nobody claimed expire here too, not only when another
+            # early one arrives.
+            self._expire_early(now)
         order.append((expires, op_id, ctx))
         if len(order) > self._recent_limit:
             self._forget_recent(*order.popleft())

@@ -572,6 +572,7 @@ async def test_done_callbacks_sync_and_async_and_a_raising_one_is_isolated(
         await settle()
     assert sorted(calls) == ["async", "sync"]
     assert "user bug" in caplog.text
+    assert client.stats.callback_errors == 1
     # A callback added after the end still runs, once.
     tracker.add_done_callback(lambda t: calls.append("late"))
     await settle()
@@ -653,4 +654,26 @@ async def test_finished_work_memory_expires_without_a_sweeper() -> None:
     assert "op1" not in registry._recent_ids
     assert "first" not in registry._recent_contexts
     assert "op2" in registry._recent_ids
+    await runner.aclose()
+
+
+async def test_unclaimed_early_notification_expires_when_other_work_resolves() -> None:
+    from graphcomms._events import CallbackRunner
+    from graphcomms._registry import OperationRegistry
+    from graphcomms._tracker import OperationTracker
+
+    now = [0.0]
+    registry = OperationRegistry(early_ttl=5.0, clock=lambda: now[0])
+    registry.apply("c", "nobody", PlayPromptOperation(status="completed"), deleted=True)
+    assert registry.stats.early_pending == 1
+    now[0] = 6.0  # no other early notification arrives; a resolution lets it go
+    runner = CallbackRunner()
+    tracker = OperationTracker(
+        call_id="c", client_context="ctx", snapshot=PlayPromptOperation(), runner=runner
+    )
+    registry.expect(tracker)
+    registry.bind(tracker, "op", PlayPromptOperation(id="op", status="completed"))
+    assert registry.stats.early_pending == 0
+    assert registry.stats.early_expired == 1
+    assert registry.holds_nothing
     await runner.aclose()
