@@ -28,11 +28,13 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from graphcomms._converter import loads
 from graphcomms._version import __version__
 from graphcomms.errors import (
     BadRequestError,
     ClientClosedError,
     ConflictError,
+    DeserializationError,
     ForbiddenError,
     InvalidRequestError,
     NotFoundError,
@@ -73,12 +75,11 @@ _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _MAX_ERROR_TEXT: Final = 2000
 
 _orjson_dumps: Callable[[Any], bytes] | None
-_orjson_loads: Callable[[bytes], Any] | None
-try:  # the `fast` extra: encodes and decodes bodies several times faster than json
+try:  # the `fast` extra: encodes bodies many times faster than json (decoding is the
+    # converter's `loads`, the one JSON decoder graphcomms has)
     from orjson import dumps as _orjson_dumps
-    from orjson import loads as _orjson_loads
 except ImportError:  # pragma: no cover - depends on the extra
-    _orjson_dumps = _orjson_loads = None
+    _orjson_dumps = None
 
 
 def _request_id() -> str:
@@ -241,8 +242,8 @@ def error_from_response(
     code = message = inner_code = body_request_id = body_client_request_id = None
     error: object = None
     try:
-        decoded = jsonlib.loads(text) if text else None
-    except ValueError:
+        decoded = loads(text) if text else None
+    except DeserializationError:
         decoded = None
     if isinstance(decoded, Mapping):
         error = _get_ci(decoded, "error")
@@ -680,10 +681,8 @@ def _decode_body(answer: _Answer, method: str, url: str) -> Any:
     if not answer.content.strip():
         return None
     try:
-        if _orjson_loads is not None:
-            return _orjson_loads(answer.content)
-        return jsonlib.loads(answer.content)
-    except ValueError:  # orjson.JSONDecodeError is a ValueError too
+        return loads(answer.content)
+    except DeserializationError:
         logger.warning(
             "%s %s -> %d with a body that is not JSON (%s, %d bytes); body ignored",
             method,

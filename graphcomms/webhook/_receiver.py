@@ -7,15 +7,15 @@ from the platform, and nothing reaches the sink unless every check passed.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Final, Protocol
 
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from graphcomms.errors import ClientClosedError
+from graphcomms._converter import loads
+from graphcomms.errors import ClientClosedError, DeserializationError
 from graphcomms.typing import NotificationPayload
 from graphcomms.webhook._tokens import TokenRejectedError, TokenValidator
 
@@ -30,11 +30,6 @@ __all__ = [
 
 logger = logging.getLogger("graphcomms.webhook")
 
-_orjson_loads: Callable[[bytes], object] | None
-try:  # the `fast` extra: about three times json.loads on a notification
-    from orjson import loads as _orjson_loads
-except ImportError:  # pragma: no cover - depends on the extra
-    _orjson_loads = None
 
 DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
 
@@ -143,17 +138,15 @@ def _charset(headers: Mapping[str, str]) -> str | None:
 
 
 def _decode(body: bytes, headers: Mapping[str, str]) -> object:
-    """The JSON document in ``body``; raises ValueError (or RecursionError) if none."""
-    if _orjson_loads is not None:
-        try:
-            return _orjson_loads(body)
-        except ValueError:
-            pass  # the stdlib decoder below honours a declared charset and says why
+    """The JSON document in ``body``; raises ValueError (DeserializationError) if none.
+
+    Decoded as all of graphcomms decodes JSON (``_converter.loads``); only a declared
+    charset is tried in addition, once UTF-8 (JSON's own encoding) has failed: one
+    logged platform request declared charset=Windows-1252.
+    """
     try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        # One logged platform request declared charset=Windows-1252; honour a declared
-        # charset, but only once UTF-8 (JSON's own encoding) has failed.
+        return loads(body)
+    except DeserializationError:
         charset = _charset(headers)
         if charset is None:
             raise
@@ -161,7 +154,7 @@ def _decode(body: bytes, headers: Mapping[str, str]) -> object:
             text = body.decode(charset)
         except LookupError:
             raise ValueError("unknown charset") from None
-        return json.loads(text)
+        return loads(text)
 
 
 class NotificationReceiver:
