@@ -61,6 +61,7 @@ __all__ = [
     "decode_notifications",
     "loads",
     "make_converter",
+    "read_operation",
     "structure_call",
     "structure_entity",
     "structure_operation",
@@ -130,45 +131,80 @@ def _slot_fillable(cls: type[Any]) -> bool:
 
 
 def _slot_reader(
-    cls: type[Any], conv: cattrs.Converter, overrides: Mapping[str, Any]
+    cls: type[Any],
+    conv: cattrs.Converter,
+    overrides: Mapping[str, Any],
+    legacy: tuple[tuple[str, str], ...],
 ) -> StructureHook:
-    """Read ``cls`` by filling its slots through their descriptors.
+    """Read ``cls`` by filling its slots through their descriptors, with one generated
+    function per class (as cattrs generates its own).
 
     A frozen attrs class sets each field through ``object.__setattr__`` in ``__init__``,
     which costs more than the rest of reading an operation; the slot descriptors do the
-    same at C speed. Runs on every notification, so it is worth its 30 lines.
+    same at C speed. The function is unrolled, and an optional field whose value is
+    ``null`` or missing is set to ``None`` without calling its hook, because that is
+    what the hook would return (checked below, when the function is built). This runs
+    on every notification: a property test holds it equal to cattrs's own reading.
     """
     attrs.resolve_types(cls)
-    plan: list[tuple[str | None, Callable[[Any, Any], None], Any, Any, Any]] = []
-    for a in attrs.fields(cls):
+    what = _type_name(cls)
+    names: dict[str, Any] = {
+        "cls": cls,
+        "new": object.__new__,
+        "Mapping": Mapping,
+        "_Invalid": _Invalid,
+        "_MISSING": _MISSING,
+    }
+    lines = [
+        "def read(value, _=None):",
+        "    if value.__class__ is not dict and not isinstance(value, Mapping):",
+        f"        raise _Invalid({what + ' must be a JSON object'!r})",
+        "    get = value.get",
+    ]
+    for old, current in legacy:
+        lines += [
+            f"    if get({current!r}) is None and get({old!r}) is not None:",
+            f"        value = {{**value, {current!r}: value[{old!r}]}}",
+            "        get = value.get",
+        ]
+    lines.append("    obj = new(cls)")
+    for index, a in enumerate(attrs.fields(cls)):
         spec = overrides.get(a.name)
-        setter = getattr(cls, a.name).__set__
+        set_, hook, kind, default = f"s{index}", f"h{index}", f"t{index}", f"d{index}"
+        names[set_] = getattr(cls, a.name).__set__
+        names[default] = a.default
         if spec is not None and spec.omit:
-            plan.append((None, setter, None, None, a.default))
+            lines.append(f"    {set_}(obj, {default})")
             continue
         key = spec.rename if spec is not None and spec.rename else a.name
-        hook = spec.struct_hook if spec is not None and spec.struct_hook else None
-        if hook is None:
-            hook = conv.get_structure_hook(a.type)
-        plan.append((key, setter, hook, a.type, a.default))
-    fields = tuple(plan)
-    new = object.__new__
-    nothing = attrs.NOTHING
-
-    def read(value: Any, _: Any = None) -> Any:
-        obj = new(cls)
-        get = value.get
-        for key, setter, hook, kind, default in fields:
-            raw = _MISSING if key is None else get(key, _MISSING)
-            if raw is _MISSING:
-                if default is nothing:
-                    raise KeyError(key)
-                setter(obj, default)
-            else:
-                setter(obj, hook(raw, kind))
-        return obj
-
+        structure = spec.struct_hook if spec is not None and spec.struct_hook else None
+        names[hook] = structure or conv.get_structure_hook(a.type)
+        names[kind] = a.type
+        if a.default is None and _keeps_none(names[hook], a.type):
+            value = f"None if raw is None else {hook}(raw, {kind})"
+            if names[hook] is _structure_optional_str:
+                value = f"raw if raw is None or raw.__class__ is str else {hook}(raw, {kind})"
+            lines += [f"    raw = get({key!r})", f"    {set_}(obj, {value})"]
+            continue
+        lines.append(f"    raw = get({key!r}, _MISSING)")
+        if a.default is attrs.NOTHING:
+            lines += ["    if raw is _MISSING:", f"        raise KeyError({key!r})"]
+            lines.append(f"    {set_}(obj, {hook}(raw, {kind}))")
+        else:
+            lines.append(f"    {set_}(obj, {default} if raw is _MISSING else {hook}(raw, {kind}))")
+    lines.append("    return obj")
+    exec(compile("\n".join(lines), f"<graphcomms read {cls.__name__}>", "exec"), names)  # noqa: S102
+    read: StructureHook = names["read"]
     return read
+
+
+def _keeps_none(hook: StructureHook, kind: Any) -> bool:
+    """True when ``hook`` reads ``null`` as ``None``: the generated reader then skips
+    calling it for ``null``, which it may only do when the answer is the same."""
+    try:
+        return hook(None, kind) is None
+    except Exception:
+        return False
 
 
 class _Invalid(ValueError):
@@ -519,11 +555,11 @@ class _Hooks:
         generated: Callable[[Any, Any], Any] = make_dict_structure_fn(
             cls, self.conv, **_overrides(overrides)
         )
+        legacy = next((keys for base, keys in _LEGACY_KEYS.items() if issubclass(cls, base)), ())
         if not self.conv.detailed_validation and _slot_fillable(cls):
             # The same reading, faster: see _slot_reader. The detailed converter keeps
             # cattrs's generated code, and a property test holds the two equal.
-            generated = _slot_reader(cls, self.conv, overrides)
-        legacy = next((keys for base, keys in _LEGACY_KEYS.items() if issubclass(cls, base)), ())
+            return _slot_reader(cls, self.conv, overrides, legacy)
         what = _type_name(cls)
 
         if not legacy:
@@ -863,6 +899,11 @@ _DEFAULT: Final = _build(detailed_validation=False)
 #: The converter the module functions use.
 CONVERTER: Final[cattrs.Converter] = _DEFAULT[0]
 _READERS: Final[_Readers] = _DEFAULT[1]
+
+#: :func:`structure_operation` without its error translation: it raises whatever the
+#: reading raised. For the ingestion's hot path, which calls ``structure_operation``
+#: again for the error when this one raises.
+read_operation: Final = _READERS.operation
 
 
 @lru_cache(maxsize=1)

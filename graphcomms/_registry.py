@@ -23,7 +23,7 @@ from graphcomms.errors import (
     InvalidRequestError,
     OperationTimeoutError,
 )
-from graphcomms.models import CommsOperation, ResultInfo, is_success, is_terminal
+from graphcomms.models import TERMINAL_STATUSES, CommsOperation, ResultInfo, is_success
 
 __all__ = ["ClientStats", "OperationRegistry"]
 
@@ -149,14 +149,14 @@ class OperationRegistry:
         if operation_id is not None and tracker.operation_id is None:
             tracker.operation_id = operation_id
             self._by_id[operation_id] = tracker
-        self._advance(tracker, response, deleted=False)
+        self.advance(tracker, response, deleted=False)
         for early in self._take_early(operation_id, tracker.client_context):
             self.stats.early_applied += 1
             for snapshot, deleted in early.snapshots:
                 if tracker.done():
                     self.stats.duplicates += 1
                 else:
-                    self._advance(tracker, snapshot, deleted)
+                    self.advance(tracker, snapshot, deleted)
 
     # -- notifications -------------------------------------------------------------
 
@@ -183,7 +183,7 @@ class OperationRegistry:
             if tracker.operation_id is None and operation_id is not None:
                 tracker.operation_id = operation_id
                 self._by_id[operation_id] = tracker
-            self._advance(tracker, snapshot, deleted)
+            self.advance(tracker, snapshot, deleted)
             return
         if (operation_id is not None and operation_id in self._recent_ids) or (
             ctx and ctx in self._recent_contexts
@@ -194,6 +194,22 @@ class OperationRegistry:
             self._after_finish(late, snapshot, deleted)
             return
         self._buffer(call_id, operation_id, ctx, snapshot, deleted)
+
+    def pending_by_id(self, operation_id: str) -> OperationTracker[Any] | None:
+        """The pending tracker bound to ``operation_id`` (normalised), if any."""
+        return self._by_id.get(operation_id)
+
+    def advance(
+        self, tracker: OperationTracker[Any], snapshot: CommsOperation, deleted: bool
+    ) -> None:
+        """Apply a snapshot to a pending tracker: finish it when terminal. A ``deleted``
+        operation notification is Graph's "this operation is over", whatever its status
+        says."""
+        if deleted or snapshot.status in TERMINAL_STATUSES:
+            self._finish(tracker, snapshot)
+        else:
+            tracker._touched = self._clock()
+            tracker._update(snapshot)
 
     def fail_call(self, call_id: str, result_info: ResultInfo | None) -> int:
         """Fail every pending tracker of the call with ``CallEndedError``."""
@@ -260,17 +276,6 @@ class OperationRegistry:
         return not (self._by_id or self._by_context or self._by_call or self._timers or self._early)
 
     # -- internals -----------------------------------------------------------------
-
-    def _advance(
-        self, tracker: OperationTracker[Any], snapshot: CommsOperation, deleted: bool
-    ) -> None:
-        # A `deleted` operation notification is Graph's "this operation is over",
-        # whatever its status says.
-        if deleted or is_terminal(snapshot.status):
-            self._finish(tracker, snapshot)
-        else:
-            tracker._touched = self._clock()
-            tracker._update(snapshot)
 
     def _finish(
         self, tracker: OperationTracker[Any], outcome: CommsOperation | BaseException
@@ -350,7 +355,7 @@ class OperationRegistry:
         if (
             tracker is not None
             and tracker.late_operation is None
-            and (deleted or is_terminal(snapshot.status))
+            and (deleted or snapshot.status in TERMINAL_STATUSES)
         ):
             tracker.late_operation = snapshot
             self.stats.late_results += 1

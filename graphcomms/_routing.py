@@ -40,41 +40,49 @@ class ResourceRef(NamedTuple):
 
 _new = tuple.__new__  # skips NamedTuple's Python-level __new__: this runs per notification
 _OPERATION, _CALL = ResourceKind.OPERATION, ResourceKind.CALL
+_PARTICIPANTS, _PARTICIPANT, _OTHER = (
+    ResourceKind.PARTICIPANTS,
+    ResourceKind.PARTICIPANT,
+    ResourceKind.OTHER,
+)
+_COMMON_PREFIX = "/communications/calls/"  # what Graph's notifications say, nearly always
+_PREFIX_LENGTH = len(_COMMON_PREFIX)
 
 
 def parse_resource_path(path: str | None) -> ResourceRef | None:
     """What ``path`` points at, or ``None`` when it is not under ``.../calls/{id}``."""
     if not path:
         return None
-    # Find the last "calls/" segment by string search rather than splitting the path.
-    at = path.rfind("calls/")
-    while at > 0 and path[at - 1] != "/":
-        at = path.rfind("calls/", 0, at)
-    if at < 0:
-        return None
-    rest = path[at + 6 :]
+    if path.startswith(_COMMON_PREFIX):
+        rest = path[_PREFIX_LENGTH:]
+    else:
+        # Find the last "calls/" segment by string search rather than splitting the path.
+        at = path.rfind("calls/")
+        while at > 0 and path[at - 1] != "/":
+            at = path.rfind("calls/", 0, at)
+        if at < 0:
+            return None
+        rest = path[at + 6 :]
     if "?" in rest:
         rest = rest[: rest.index("?")]
     parts = rest.split("/")
     raw = parts[0]
     if not raw:
         return None
-    call_id = normalize_id(raw)
+    call_id = raw.replace("-", "").lower()  # normalize_id, inlined: per notification
     count = len(parts)
     if count == 1 or (count == 2 and not parts[1]):
         return _new(ResourceRef, (_CALL, call_id, None, raw))
     collection = parts[1]
-    if collection not in {"operations", "participants"}:
-        collection = collection.lower()
-    item = normalize_id(parts[2]) if count > 2 and parts[2] else None
-    if collection == "operations":
+    item = parts[2].replace("-", "").lower() if count > 2 and parts[2] else None
+    if collection == "operations" or collection.lower() == "operations":
         # A multi-party invite's notification names ".../operations/participants"
         # (with "id": null): that segment is no operation id.
         if item == "participants":
             item = None
         return _new(ResourceRef, (_OPERATION, call_id, item, raw))
-    if collection == "participants":
+    if collection == "participants" or collection.lower() == "participants":
         if item is None:
-            return _new(ResourceRef, (ResourceKind.PARTICIPANTS, call_id, None, raw))
-        return _new(ResourceRef, (ResourceKind.PARTICIPANT, call_id, item, raw))
-    return _new(ResourceRef, (ResourceKind.OTHER, call_id, item, raw))
+            return _new(ResourceRef, (_PARTICIPANTS, call_id, None, raw))
+        return _new(ResourceRef, (_PARTICIPANT, call_id, item, raw))
+    return _new(ResourceRef, (_OTHER, call_id, item, raw))

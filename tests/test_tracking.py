@@ -229,13 +229,27 @@ async def test_terminal_status_in_any_casing_resolves(
     assert (await tracker).status is OperationStatus.COMPLETED
 
 
+# Graph's usual URL takes the ingestion's short path; the others its general route.
+URL_SPELLINGS = [
+    "/communications/calls/{call}/operations/{op}",
+    "communications/calls/{call}/operations/{op}",
+    "https://graph.microsoft.com/beta/communications/calls/{call}/operations/{op}",
+]
+
+
+@pytest.mark.parametrize("spelling", URL_SPELLINGS)
+@pytest.mark.parametrize("change", ["deleted", "Deleted", "DELETED"])
 async def test_deleted_operation_notification_resolves_whatever_its_status(
-    client: CommsClient, graph: aioresponses
+    client: CommsClient, graph: aioresponses, spelling: str, change: str
 ) -> None:
     respond(graph, "playPrompt", running())
     tracker = await client.call(CALL_ID).play_prompt([PROMPT])
     op = make_operation(status="running", id=OP_ID, client_context=tracker.client_context)
-    client.feed(make_notification(op, call_id=CALL_ID, change_type="deleted"))
+    note = make_notification(op, call_id=CALL_ID, change_type=change)
+    note["value"][0]["resourceUrl"] = spelling.format(
+        call=upper_nohyphens(CALL_ID), op=upper_nohyphens(OP_ID)
+    )
+    client.feed(note)
     assert tracker.done()
     # Deleted but never said completed: done, and not a success.
     with pytest.raises(OperationFailedError):
@@ -629,6 +643,28 @@ async def test_envelope_with_a_bad_item_applies_the_good_ones(
     assert client.feed({"value": [bad, "not even an object", good]}) == 3
     assert tracker.done()
     assert client.stats.bad_items == 2
+
+
+@pytest.mark.parametrize("spelling", URL_SPELLINGS)
+async def test_unreadable_snapshot_of_a_pending_operation_is_a_bad_item(
+    client: CommsClient, graph: aioresponses, spelling: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    respond(graph, "playPrompt", running())
+    tracker = await client.call(CALL_ID).play_prompt([PROMPT])
+    bad = {
+        "changeType": "deleted",
+        "resourceUrl": spelling.format(call=CALL_ID, op=OP_ID),
+        "resourceData": {"status": {"not": "a status"}},
+    }
+    with caplog.at_level(logging.WARNING, "graphcomms.ingest"):
+        assert client.feed({"value": [bad]}) == 1
+    assert not tracker.done()
+    assert client.stats.bad_items == 1
+    # The log says where, in wire names, and never quotes the payload.
+    assert "status" in caplog.text
+    assert "a status" not in caplog.text
+    client.feed(completion(tracker.client_context))
+    assert (await tracker).status is OperationStatus.COMPLETED
 
 
 async def test_finished_work_memory_expires_without_a_sweeper() -> None:

@@ -1,24 +1,40 @@
 """Property: under any interleaving of responses, early / duplicate / reordered /
 terminal notifications, call ends and deadlines, each tracker resolves exactly once, to
-what a plain reference model of DESIGN.md §3 says, and nothing stays registered."""
+what a plain reference model of DESIGN.md §3 says, and nothing stays registered.
+
+Notifications go in as ``commsNotifications`` items through the ingestion, with resource
+URLs spelled each way Graph spells them: the usual one takes the ingestion's short path,
+the others its general route, and the model holds both to the same contract."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from graphcomms._converter import unstructure
 from graphcomms._events import CallbackRunner
+from graphcomms._ingest import Ingestor
 from graphcomms._registry import OperationRegistry
 from graphcomms._tracker import OperationTracker
 from graphcomms.errors import CallEndedError, ClientClosedError, OperationTimeoutError
 from graphcomms.models import OperationStatus, PlayPromptOperation
 
 NON_TERMINAL = [OperationStatus.NOT_STARTED, OperationStatus.RUNNING, None]
+CALLS = ["0000000000000000000000000000000a", "0000000000000000000000000000000b"]
+#: How a notification names the operation: Graph's usual form (the ingestion's short
+#: path), then two it also uses (the general route), then a hyphenated upper-case id.
+SPELLINGS = [
+    "/communications/calls/{call}/operations/{op}",
+    "communications/calls/{call}/operations/{op}",
+    "https://graph.microsoft.com/v1.0/communications/calls/{call}/operations/{op}",
+    "/communications/calls/{call}/operations/{hyphenated}",
+]
 TERMINAL = [OperationStatus.COMPLETED, OperationStatus.FAILED]
 
 
@@ -28,7 +44,8 @@ class Op:
     call: str
     final: OperationStatus  # the one true terminal status Graph reports for it
     response_terminal: bool
-    notes: list[tuple[bool, str, bool]]  # (terminal?, matched by "id"/"ctx"/"both", deleted?)
+    # (terminal?, matched by "id"/"ctx"/"both", deleted?, URL spelling: see `item`)
+    notes: list[tuple[bool, str, bool, int]]
 
 
 @dataclass
@@ -46,11 +63,16 @@ ops_strategy = st.lists(
     st.builds(
         Op,
         index=st.just(0),
-        call=st.sampled_from(["call-a", "call-b"]),
+        call=st.sampled_from(CALLS),
         final=st.sampled_from(TERMINAL),
         response_terminal=st.booleans(),
         notes=st.lists(
-            st.tuples(st.booleans(), st.sampled_from(["id", "ctx", "both"]), st.booleans()),
+            st.tuples(
+                st.booleans(),
+                st.sampled_from(["id", "ctx", "both"]),
+                st.booleans(),
+                st.integers(0, len(SPELLINGS) - 1),
+            ),
             max_size=4,
         ),
     ),
@@ -71,7 +93,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Op], list[tuple[Any, ...]]]:
         events.extend(("note", op.index, n) for n in range(len(op.notes)))
         if draw(st.booleans()):
             events.append(("deadline", op.index))
-    events.extend(("end", call) for call in draw(st.sets(st.sampled_from(["call-a", "call-b"]))))
+    events.extend(("end", call) for call in draw(st.sets(st.sampled_from(CALLS))))
     order = draw(st.permutations(events))
     # A response can only follow its request.
     order = list(order)
@@ -96,6 +118,31 @@ def snapshot(op: Op, terminal: bool, by: str) -> PlayPromptOperation:
     )
 
 
+def item(op: Op, terminal: bool, by: str, deleted: bool, spelling: int) -> dict[str, Any]:
+    """One notification item. Matched by context alone, its URL names no operation id
+    (as a multi-party invite's ``.../operations/participants`` does)."""
+    op_segment = op_id(op.index) if by != "ctx" else "participants"
+    url = SPELLINGS[spelling].format(
+        call=op.call,
+        op=op_segment.upper(),
+        hyphenated=str(uuid.UUID(op_segment)).upper() if by != "ctx" else op_segment,
+    )
+    change = "deleted" if deleted else "updated"
+    return {
+        "changeType": change.capitalize() if spelling % 2 else change,
+        "resourceUrl": url,
+        "resourceData": unstructure(snapshot(op, terminal, by)),
+    }
+
+
+class NoCalls:
+    def on_call(self, *args: Any) -> None:
+        raise AssertionError("no call notifications here")
+
+    def on_roster(self, *args: Any) -> None:
+        raise AssertionError("no roster notifications here")
+
+
 @settings(max_examples=int(os.environ.get("GRAPHCOMMS_PROPERTY_EXAMPLES", "400")), deadline=None)
 @given(scenarios())
 def test_every_tracker_resolves_exactly_once_to_the_contracts_outcome(
@@ -106,6 +153,7 @@ def test_every_tracker_resolves_exactly_once_to_the_contracts_outcome(
 
 async def run_scenario(ops: list[Op], events: list[tuple[Any, ...]]) -> None:
     registry = OperationRegistry(early_ttl=1e9)
+    ingestor = Ingestor(registry, NoCalls(), registry.stats)
     runner = CallbackRunner()
     trackers: dict[int, OperationTracker[PlayPromptOperation]] = {}
     resolutions: dict[int, int] = {}
@@ -149,15 +197,11 @@ async def run_scenario(ops: list[Op], events: list[tuple[Any, ...]]) -> None:
                 m.buffered.clear()
         elif kind == "note":
             op = ops[event[1]]
-            terminal, by, deleted = op.notes[event[2]]
+            terminal, by, deleted, spelling = op.notes[event[2]]
             deleted = deleted and terminal  # Graph's `deleted` carries the final status
             m = model[op.index]
-            registry.apply(
-                op.call,
-                op_id(op.index) if by != "ctx" else None,
-                snapshot(op, terminal, by),
-                deleted=deleted,
-            )
+            assert ingestor.feed({"value": [item(op, terminal, by, deleted, spelling)]}) == 1
+            assert registry.stats.bad_items == 0
             by_ctx = m.sent and by in ("ctx", "both")
             by_id = m.knows_id and by in ("id", "both")
             if m.outcome is not None:
