@@ -181,10 +181,31 @@ def _slot_reader(
         names[hook] = structure or conv.get_structure_hook(a.type)
         names[kind] = a.type
         if a.default is None and _keeps_none(names[hook], a.type):
-            value = f"None if raw is None else {hook}(raw, {kind})"
-            if names[hook] is _structure_optional_str:
-                value = f"raw if raw is None or raw.__class__ is str else {hook}(raw, {kind})"
-            lines += [f"    raw = get({key!r})", f"    {set_}(obj, {value})"]
+            # `X | None`: the reader does the None, the hook for X the rest.
+            names[hook], names[kind] = getattr(names[hook], "inner", (names[hook], a.type))
+            # Missing or null: None, no hook call. The common value of a scalar field
+            # (a str for a str field, say) is taken as it is, and an enum's exact wire
+            # value is looked up here: the hooks would return just that.
+            lines.append(f"    raw = get({key!r})")
+            same = _RETURNS_ITS_OWN.get(names[hook])
+            exact = getattr(names[hook], "exact_members", None)
+            if same is not None:
+                names[f"c{index}"] = same
+                lines.append(
+                    f"    {set_}(obj, raw if raw is None or raw.__class__ is c{index}"
+                    f" else {hook}(raw, {kind}))"
+                )
+            elif exact is not None:
+                names[f"e{index}"] = exact.get
+                lines += [
+                    "    if raw is None:",
+                    f"        {set_}(obj, None)",
+                    "    else:",
+                    f"        member = e{index}(raw) if raw.__class__ is str else None",
+                    f"        {set_}(obj, member if member is not None else {hook}(raw, {kind}))",
+                ]
+            else:
+                lines.append(f"    {set_}(obj, None if raw is None else {hook}(raw, {kind}))")
             continue
         lines.append(f"    raw = get({key!r}, _MISSING)")
         if a.default is attrs.NOTHING:
@@ -196,6 +217,41 @@ def _slot_reader(
     exec(compile("\n".join(lines), f"<graphcomms read {cls.__name__}>", "exec"), names)  # noqa: S102
     read: StructureHook = names["read"]
     return read
+
+
+#: How many distinct resultInfo values a converter keeps for reuse.
+_RESULT_INFO_CACHE_SIZE: Final = 256
+
+
+def _interning_result_info(read: StructureHook) -> StructureHook:
+    """``read`` for ResultInfo, reusing one frozen instance per (code, subcode, message).
+
+    A handful of those triples (200/0 "Action completed successfully." above all) make
+    up nearly every resultInfo Graph sends, so most notifications skip building one.
+    Only plain int/str/None values are keyed: equal keys then read to equal objects
+    (``True == 1`` would not). The cache stops growing at its size; what does not fit
+    is read as before.
+    """
+    cache: dict[tuple[Any, Any, Any], Any] = {}
+
+    def structure(value: Any, _: Any = None) -> Any:
+        if value.__class__ is dict:
+            code, subcode, message = value.get("code"), value.get("subcode"), value.get("message")
+            if (
+                (code is None or code.__class__ is int)
+                and (subcode.__class__ is int or (subcode is None and "subCode" not in value))
+                and (message is None or message.__class__ is str)
+            ):
+                key = (code, subcode, message)
+                found = cache.get(key)
+                if found is None:
+                    found = read(value, ResultInfo)
+                    if len(cache) < _RESULT_INFO_CACHE_SIZE:
+                        cache[key] = found
+                return found
+        return read(value, ResultInfo)
+
+    return structure
 
 
 def _keeps_none(hook: StructureHook, kind: Any) -> bool:
@@ -319,6 +375,17 @@ def _structure_bool(value: Any, _: Any = None) -> bool:
     raise _Invalid("expected a boolean")
 
 
+#: Scalar hooks that return a value of this exact class unchanged (the generated
+#: readers skip the call for it).
+_RETURNS_ITS_OWN: Final[dict[Callable[..., Any], type]] = {
+    _structure_str: str,
+    _structure_optional_str: str,
+    _structure_int: int,
+    _structure_lenient_int: int,
+    _structure_bool: bool,
+}
+
+
 # .NET writes 7 fractional digits and "Z"; Python 3.10's fromisoformat takes neither.
 _DATETIME: Final = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})"
@@ -385,7 +452,11 @@ def _enum_table(enum_cls: type[Enum]) -> dict[str, Enum]:
 
 
 def _enum_or_str_hook(enum_cls: type[Enum], *, optional: bool) -> StructureHook:
-    """``SomeEnum | str``: a member, matched case-insensitively, else the raw string."""
+    """``SomeEnum | str``: a member, matched case-insensitively, else the raw string.
+
+    The hook carries ``exact_members`` (wire value -> member), which the generated
+    readers look up inline before calling it."""
+    exact = {member.value: member for member in enum_cls}
     get = _enum_table(enum_cls).get
     what = _type_name(enum_cls)
 
@@ -399,6 +470,7 @@ def _enum_or_str_hook(enum_cls: type[Enum], *, optional: bool) -> StructureHook:
             return value
         raise _Invalid(f"expected a string for {what}")
 
+    structure.exact_members = exact  # type: ignore[attr-defined]
     return structure
 
 
@@ -559,7 +631,8 @@ class _Hooks:
         if not self.conv.detailed_validation and _slot_fillable(cls):
             # The same reading, faster: see _slot_reader. The detailed converter keeps
             # cattrs's generated code, and a property test holds the two equal.
-            return _slot_reader(cls, self.conv, overrides, legacy)
+            read = _slot_reader(cls, self.conv, overrides, legacy)
+            return _interning_result_info(read) if cls is ResultInfo else read
         what = _type_name(cls)
 
         if not legacy:
@@ -652,6 +725,8 @@ class _Hooks:
         def structure_optional(value: Any, _: Any = None) -> Any:
             return None if value is None else inner_hook(value, inner)
 
+        # The generated readers call the inner hook themselves when the value is no null.
+        structure_optional.inner = (inner_hook, inner)  # type: ignore[attr-defined]
         return structure_optional
 
     def unstructure_attrs(self, cls: type[Any]) -> UnstructureHook:

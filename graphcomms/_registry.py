@@ -89,20 +89,21 @@ class OperationRegistry:
         self._late_grace = late_grace
         self._on_late_result = on_late_result
         self._clock = clock
-        self._by_id: dict[str, OperationTracker[Any]] = {}
-        self._by_context: dict[str, OperationTracker[Any]] = {}
+        # Pending trackers by operation id and by client context; and, for the grace
+        # window, finished work: an entry whose value is a float (its expiry time) in
+        # place of the tracker, so that a late duplicate is counted rather than buffered
+        # as early. Overwriting the entry the lookup has just found costs a good deal
+        # less than deleting it and inserting the key into another dict, and this is on
+        # every resolution. One deque holds the finished entries' order of expiry.
+        self._by_id: dict[str, OperationTracker[Any] | float] = {}
+        self._by_context: dict[str, OperationTracker[Any] | float] = {}
         self._by_call: dict[str, dict[OperationTracker[Any], None]] = {}
         self._timers: dict[OperationTracker[Any], asyncio.TimerHandle] = {}
         # Keys are ("i", operation id) and ("c", client context).
         self._early: dict[tuple[str, str], _Early] = {}
         self._early_order: OrderedDict[int, _Early] = OrderedDict()
-        # Finished work, so that a late duplicate is counted rather than buffered as
-        # early: expiry time by operation id and by client context, in plain dicts (a
-        # resolution is on the hot path), with one deque holding their order. Timed-out
-        # trackers are also kept, by both keys, for the late-result grace window.
-        self._recent_ids: dict[str, float] = {}
-        self._recent_contexts: dict[str, float] = {}
         self._recent_order: deque[tuple[float, str | None, str]] = deque()
+        # Timed-out trackers, by both keys, for the late-result grace window.
         self._timed_out: dict[str, OperationTracker[Any]] = {}
         self._closed = False
 
@@ -114,7 +115,8 @@ class OperationRegistry:
         if self._closed:
             raise ClientClosedError("the client is closed")
         ctx = tracker.client_context
-        if ctx in self._by_context:
+        held = self._by_context.get(ctx)
+        if held is not None and not isinstance(held, float):
             raise InvalidRequestError(
                 f"clientContext {ctx!r} is already in use by a pending operation; it must be unique"
             )
@@ -129,7 +131,7 @@ class OperationRegistry:
 
     def discard(self, tracker: OperationTracker[Any]) -> None:
         """Forget a tracker whose request failed; it was never handed to the user."""
-        if not tracker.done() and self._forget(tracker):
+        if not tracker.done() and self._forget(tracker, None):
             self.stats.pending -= 1
 
     def bind(
@@ -168,26 +170,35 @@ class OperationRegistry:
         ``operation_id`` comes from the resource URL (normalised); the snapshot's own
         ``id`` and ``clientContext`` are the fallbacks.
         """
-        tracker = self._by_id.get(operation_id) if operation_id is not None else None
+        by_id = self._by_id
+        held = by_id.get(operation_id) if operation_id is not None else None
+        finished = isinstance(held, float)
+        tracker = None if isinstance(held, float) else held
         if tracker is None and snapshot.id:
             # The URL named no operation we know (or none at all): try the body's id.
             body_id = normalize_id(snapshot.id)
             if body_id != operation_id:
-                tracker = self._by_id.get(body_id)
+                held = by_id.get(body_id)
+                if isinstance(held, float):
+                    finished = True
+                else:
+                    tracker = held
             if operation_id is None:
                 operation_id = body_id
         ctx = snapshot.client_context
         if tracker is None and ctx:
-            tracker = self._by_context.get(ctx)
+            held = self._by_context.get(ctx)
+            if isinstance(held, float):
+                finished = True
+            else:
+                tracker = held
         if tracker is not None:
             if tracker.operation_id is None and operation_id is not None:
                 tracker.operation_id = operation_id
-                self._by_id[operation_id] = tracker
+                by_id[operation_id] = tracker
             self.advance(tracker, snapshot, deleted)
             return
-        if (operation_id is not None and operation_id in self._recent_ids) or (
-            ctx and ctx in self._recent_contexts
-        ):
+        if finished:
             late = self._timed_out.get(ctx) if ctx else None
             if late is None and operation_id is not None:
                 late = self._timed_out.get(operation_id)
@@ -197,7 +208,8 @@ class OperationRegistry:
 
     def pending_by_id(self, operation_id: str) -> OperationTracker[Any] | None:
         """The pending tracker bound to ``operation_id`` (normalised), if any."""
-        return self._by_id.get(operation_id)
+        held = self._by_id.get(operation_id)
+        return None if isinstance(held, float) else held
 
     def advance(
         self, tracker: OperationTracker[Any], snapshot: CommsOperation, deleted: bool
@@ -233,13 +245,14 @@ class OperationRegistry:
         if self._closed:
             return
         self._closed = True
-        for tracker in list(self._by_context.values()):
-            self.stats.closed += 1
-            self._finish(tracker, ClientClosedError("the client was closed"))
+        for held in list(self._by_context.values()):
+            if not isinstance(held, float):
+                self.stats.closed += 1
+                self._finish(held, ClientClosedError("the client was closed"))
         self._early.clear()
         self._early_order.clear()
-        self._recent_ids.clear()
-        self._recent_contexts.clear()
+        self._by_id.clear()
+        self._by_context.clear()
         self._recent_order.clear()
         self._timed_out.clear()
         self.stats.early_pending = 0
@@ -272,39 +285,78 @@ class OperationRegistry:
     @property
     def holds_nothing(self) -> bool:
         """True when no tracker, timer or early snapshot is held (finished-work memory
-        aside: it is bounded and expires)."""
-        return not (self._by_id or self._by_context or self._by_call or self._timers or self._early)
+        aside: it is bounded and expires). A scan, for tests and diagnostics."""
+        if self._by_call or self._timers or self._early:
+            return False
+        return all(
+            held.__class__ is float
+            for held in (*self._by_id.values(), *self._by_context.values())
+        )
 
     # -- internals -----------------------------------------------------------------
 
     def _finish(
         self, tracker: OperationTracker[Any], outcome: CommsOperation | BaseException
     ) -> None:
-        if not self._forget(tracker):
+        expires = self._clock() + self._late_grace
+        if not self._forget(tracker, expires):
             return
-        self.stats.pending -= 1
+        stats = self.stats
+        stats.pending -= 1
+        op_id, ctx = tracker.operation_id, tracker.client_context
         if isinstance(outcome, CommsOperation):
             if is_success(outcome):
-                self.stats.resolved += 1
+                stats.resolved += 1
             else:
-                self.stats.failed += 1
-        self._remember(tracker, timed_out=isinstance(outcome, OperationTimeoutError))
+                stats.failed += 1
+        elif isinstance(outcome, OperationTimeoutError):
+            # Kept by both keys for the grace window: a late result may name either.
+            self._timed_out[ctx] = tracker
+            if op_id is not None:
+                self._timed_out[op_id] = tracker
+        # Queue the memory _forget left, and expire what is due: lazily, here, on every
+        # resolution (O(1) amortised), so the grace window holds without a sweeper task;
+        # and bound the count besides.
+        order = self._recent_order
+        now = expires - self._late_grace
+        while order and order[0][0] <= now:
+            self._forget_recent(*order.popleft())
+        if self._early_order:
+            # Early notifications nobody claimed expire here too, not only when another
+            # early one arrives.
+            self._expire_early(now)
+        order.append((expires, op_id, ctx))
+        if len(order) > self._recent_limit:
+            self._forget_recent(*order.popleft())
         if _log.isEnabledFor(logging.DEBUG):  # the extra dict is not free
             _log.debug(
                 "operation %s on call %s resolved: %s",
-                tracker.operation_id or tracker.client_context,
+                op_id or ctx,
                 tracker.call_id,
                 outcome if isinstance(outcome, BaseException) else outcome.status,
                 extra=tracker._log_extra(),
             )
         tracker._resolve(outcome)
 
-    def _forget(self, tracker: OperationTracker[Any]) -> bool:
-        if self._by_context.get(tracker.client_context) is not tracker:
+    def _forget(self, tracker: OperationTracker[Any], expires: float | None) -> bool:
+        """Unregister a pending tracker: its index entries become finished-work memory
+        that expires at ``expires``, or go at once when that is ``None``. False when
+        the tracker was not pending."""
+        by_context, ctx = self._by_context, tracker.client_context
+        if by_context.get(ctx) is not tracker:
             return False
-        del self._by_context[tracker.client_context]
-        if tracker.operation_id is not None and self._by_id.get(tracker.operation_id) is tracker:
-            del self._by_id[tracker.operation_id]
+        op_id = tracker.operation_id
+        if op_id is not None:
+            held = self._by_id.get(op_id)
+            if held is tracker or held is None or held.__class__ is float:
+                if expires is not None:
+                    self._by_id[op_id] = expires
+                elif held is not None:
+                    del self._by_id[op_id]
+        if expires is not None:
+            by_context[ctx] = expires
+        else:
+            del by_context[ctx]
         of_call = self._by_call.get(tracker.call_id)
         if of_call is not None:
             of_call.pop(tracker, None)
@@ -316,37 +368,14 @@ class OperationRegistry:
                 timer.cancel()
         return True
 
-    def _remember(self, tracker: OperationTracker[Any], *, timed_out: bool) -> None:
-        expires = self._clock() + self._late_grace
-        op_id, ctx = tracker.operation_id, tracker.client_context
-        if op_id is not None:
-            self._recent_ids[op_id] = expires
-        self._recent_contexts[ctx] = expires
-        if timed_out:  # kept by both keys: a late result may name either
-            self._timed_out[ctx] = tracker
-            if op_id is not None:
-                self._timed_out[op_id] = tracker
-        order = self._recent_order
-        # Expire lazily here, on every resolution (O(1) amortised), so the grace window
-        # holds without a sweeper task, and bound the count besides.
-        now = expires - self._late_grace
-        while order and order[0][0] <= now:
-            self._forget_recent(*order.popleft())
-        if self._early_order:
-            # Early notifications nobody claimed expire here too, not only when another
-            # early one arrives.
-            self._expire_early(now)
-        order.append((expires, op_id, ctx))
-        if len(order) > self._recent_limit:
-            self._forget_recent(*order.popleft())
-
     def _forget_recent(self, expires: float, op_id: str | None, ctx: str) -> None:
-        # Only if not remembered again since (a later entry carries a later expiry).
-        if op_id is not None and self._recent_ids.get(op_id) == expires:
-            del self._recent_ids[op_id]
+        # Only the very entry this one made: an id or context remembered again since,
+        # or pending again (a reused context), holds another object.
+        if op_id is not None and self._by_id.get(op_id) is expires:
+            del self._by_id[op_id]
             self._timed_out.pop(op_id, None)
-        if self._recent_contexts.get(ctx) == expires:
-            del self._recent_contexts[ctx]
+        if self._by_context.get(ctx) is expires:
+            del self._by_context[ctx]
             self._timed_out.pop(ctx, None)
 
     def _after_finish(

@@ -245,10 +245,12 @@ class OperationTracker(Generic[OpT]):
                 updates.close()
         elif updates is not None:
             updates.close(outcome)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-        callbacks, self._callbacks = self._callbacks, None
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        callbacks = self._callbacks
         if callbacks:
+            self._callbacks = None
             for fn in callbacks:
                 self._runner.run(fn, self)
 

@@ -684,12 +684,13 @@ async def test_finished_work_memory_expires_without_a_sweeper() -> None:
         registry.bind(tracker, op_id, PlayPromptOperation(id=op_id, status="completed"))
 
     finish("first", "op1")
-    assert "op1" in registry._recent_ids
+    assert registry._by_id["op1"] == registry._by_context["first"] == 10.0  # remembered
     now[0] = 11.0  # past the grace window: the next resolution lets it go
     finish("second", "op2")
-    assert "op1" not in registry._recent_ids
-    assert "first" not in registry._recent_contexts
-    assert "op2" in registry._recent_ids
+    assert "op1" not in registry._by_id
+    assert "first" not in registry._by_context
+    assert registry._by_id["op2"] == 21.0
+    assert registry.holds_nothing
     await runner.aclose()
 
 
@@ -712,4 +713,65 @@ async def test_unclaimed_early_notification_expires_when_other_work_resolves() -
     assert registry.stats.early_pending == 0
     assert registry.stats.early_expired == 1
     assert registry.holds_nothing
+    await runner.aclose()
+
+
+async def test_a_finished_operations_context_can_be_reused_and_its_memory_spares_the_new_one() -> None:
+    from graphcomms._events import CallbackRunner
+    from graphcomms._registry import OperationRegistry
+    from graphcomms._tracker import OperationTracker
+
+    now = [0.0]
+    registry = OperationRegistry(late_grace=10.0, clock=lambda: now[0])
+    runner = CallbackRunner()
+
+    def track(ctx: str) -> OperationTracker[PlayPromptOperation]:
+        tracker: OperationTracker[PlayPromptOperation] = OperationTracker(
+            call_id="c", client_context=ctx, snapshot=PlayPromptOperation(), runner=runner
+        )
+        registry.expect(tracker)
+        return tracker
+
+    first = track("same")
+    registry.bind(first, "op1", PlayPromptOperation(id="op1", status="completed"))
+    assert first.done()
+    # Pending work may not share a context; finished work does not block it.
+    second = track("same")
+    with pytest.raises(InvalidRequestError, match="already in use"):
+        track("same")
+    registry.bind(second, "op2", PlayPromptOperation(id="op2", status="running"))
+    # The first one's memory expires; the second, pending under the same context,
+    # is still found by it.
+    now[0] = 11.0
+    registry.sweep()
+    assert "op1" not in registry._by_id
+    registry.apply("c", None, PlayPromptOperation(client_context="same", status="completed"), deleted=False)
+    assert second.done()
+    assert second.status == OperationStatus.COMPLETED
+    # A late duplicate of either is counted, not buffered as early.
+    registry.apply("c", "op2", PlayPromptOperation(status="completed"), deleted=True)
+    assert registry.stats.duplicates == 1
+    assert registry.stats.early_pending == 0
+    await runner.aclose()
+
+
+async def test_a_discarded_tracker_leaves_no_memory() -> None:
+    from graphcomms._events import CallbackRunner
+    from graphcomms._registry import OperationRegistry
+    from graphcomms._tracker import OperationTracker
+
+    registry = OperationRegistry()
+    runner = CallbackRunner()
+    tracker = OperationTracker(
+        call_id="c", client_context="ctx", snapshot=PlayPromptOperation(), runner=runner
+    )
+    registry.expect(tracker)
+    registry.discard(tracker)
+    assert registry.stats.pending == 0
+    assert not registry._by_context
+    assert registry.holds_nothing
+    # Its context never reached Graph as far as we know: a notification naming it is
+    # early, not a duplicate.
+    registry.apply("c", None, PlayPromptOperation(client_context="ctx", status="running"), deleted=False)
+    assert registry.stats.early_pending == 1
     await runner.aclose()

@@ -37,6 +37,8 @@ __all__ = [
     "is_terminal",
 ]
 
+_COMPLETED = OperationStatus.COMPLETED
+
 TERMINAL_STATUSES: frozenset[OperationStatus] = frozenset(
     {OperationStatus.COMPLETED, OperationStatus.FAILED}
 )
@@ -90,11 +92,16 @@ def is_terminal(status: OperationStatus | str | None) -> bool:
 def is_success(operation: CommsOperation) -> bool:
     """Done is not success: ``completed`` **and** a 2xx (or absent) ``resultInfo.code``
     **and** no failure ``completionReason``."""
-    if operation.status != OperationStatus.COMPLETED:  # a plain "completed" counts too
+    status = operation.status
+    # The member by identity first: this runs on every resolution, and an enum
+    # comparison costs more. A plain "completed" counts too.
+    if status is not _COMPLETED and status != _COMPLETED:
         return False
-    if operation.result_info is not None and not operation.result_info.is_success:
+    info = operation.result_info
+    if info is not None and not info.is_success:
         return False
-    return operation.completion_reason not in FAILURE_COMPLETION_REASONS
+    reason = operation.completion_reason
+    return reason is None or reason not in FAILURE_COMPLETION_REASONS
 
 
 @attrs.frozen(kw_only=True)
