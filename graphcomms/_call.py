@@ -163,6 +163,9 @@ class CallHandle:
         #: Monotonic time ``hang_up()`` was accepted; ``None`` before.
         self.hung_up_at: float | None = None
         self._state_waiters: list[tuple[frozenset[CallState | str], asyncio.Future[Call]]] = []
+        # One bound method for all of this call's media trackers, not one per tracker:
+        # a pending tracker should hold as few objects as it can.
+        self._cancel_hook = self._cancel_media
 
     # -- state ---------------------------------------------------------------------
 
@@ -623,7 +626,7 @@ class CallHandle:
                 request,
                 participant_id=participant_id,
                 timeout=timeout,
-                cancel_hook=self._cancel_media if cancellable else None,
+                cancel_hook=self._cancel_hook if cancellable else None,
             ),
         )
 

@@ -4,7 +4,7 @@ One :class:`HttpTransport` per client. It resolves paths against the base URL, a
 bearer token, a fresh ``client-request-id`` and the JSON headers, retries only where a
 retry cannot run an action twice, and turns every failure into the :mod:`graphcomms.errors`
 hierarchy: non-2xx answers through :func:`error_from_response`, aiohttp exceptions in
-:func:`_translate_transport_errors`. Nothing from aiohttp reaches the caller.
+:func:`_translate_transport_error`. Nothing from aiohttp reaches the caller.
 
 Tokens never leave this module except in the ``Authorization`` header: they are not
 logged, not in any repr and not in any exception message.
@@ -21,8 +21,8 @@ import math
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import attrs
@@ -69,6 +69,9 @@ logger = logging.getLogger("graphcomms.http")
 # Methods that may be sent twice without doing the work twice. Graph comms uses GET and
 # DELETE; the others are here because RFC 9110 says so, not because we send them.
 _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+# What a Graph request accepts; a recording download accepts anything.
+_DEFAULT_ACCEPT: Final = "application/json"
 
 # How much of a non-JSON error body an exception keeps. Proxies answer with whole HTML
 # pages; the first couple of kilobytes say what went wrong.
@@ -282,47 +285,51 @@ def error_from_response(
     return _STATUS_ERRORS.get(status, ResponseError)(**fields)
 
 
-@contextmanager
-def _translate_transport_errors(
-    method: str, url: str, *, closing: Callable[[], bool]
-) -> Iterator[None]:
-    """The one place aiohttp's exceptions become ours.
+@functools.cache
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What :func:`_translate_transport_error` takes: aiohttp's errors and timeouts.
+
+    aiohttp is imported where it is used, not with graphcomms: importing it costs a
+    third of a cold start (it builds SSL contexts), and `import graphcomms` should not.
+    """
+    import aiohttp
+
+    return (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def _translate_transport_error(
+    exc: BaseException, method: str, url: str, *, closing: bool
+) -> Exception:
+    """The one place aiohttp's exceptions become ours (raise the result ``from exc``).
 
     ``sent`` is False only where the request cannot have reached the service: the
     connection was never made (refused, DNS, TLS, connect timeout). Anything later — a
     reset, a disconnect, a broken body, a read timeout — may have come after the service
     acted on it.
     """
-    # aiohttp is imported where it is used, not with graphcomms: importing it costs a
-    # third of a cold start (it builds SSL contexts), and `import graphcomms` should not.
     import aiohttp
 
-    try:
-        yield
-    except aiohttp.InvalidURL as exc:
-        raise InvalidRequestError(f"invalid URL for {method}: {exc}") from exc
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        if closing():
-            raise ClientClosedError("the HTTP transport was closed during the request") from exc
-        kind = type(exc).__name__
-        if isinstance(exc, _connect_timeouts()):
-            raise RequestTimeoutError(
-                f"{method} {url}: timed out connecting ({kind})", method=method, url=url, sent=False
-            ) from exc
-        if isinstance(exc, asyncio.TimeoutError):
-            raise RequestTimeoutError(
-                f"{method} {url}: timed out ({kind})", method=method, url=url, sent=True
-            ) from exc
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            raise TransportError(
-                f"{method} {url}: could not connect ({kind}: {exc.os_error})",
-                method=method,
-                url=url,
-                sent=False,
-            ) from exc
-        raise TransportError(
-            f"{method} {url}: {kind}: {exc}", method=method, url=url, sent=True
-        ) from exc
+    if isinstance(exc, aiohttp.InvalidURL):
+        return InvalidRequestError(f"invalid URL for {method}: {exc}")
+    if closing:
+        return ClientClosedError("the HTTP transport was closed during the request")
+    kind = type(exc).__name__
+    if isinstance(exc, _connect_timeouts()):
+        return RequestTimeoutError(
+            f"{method} {url}: timed out connecting ({kind})", method=method, url=url, sent=False
+        )
+    if isinstance(exc, asyncio.TimeoutError):
+        return RequestTimeoutError(
+            f"{method} {url}: timed out ({kind})", method=method, url=url, sent=True
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return TransportError(
+            f"{method} {url}: could not connect ({kind}: {exc.os_error})",
+            method=method,
+            url=url,
+            sent=False,
+        )
+    return TransportError(f"{method} {url}: {kind}: {exc}", method=method, url=url, sent=True)
 
 
 @attrs.frozen
@@ -385,6 +392,7 @@ class HttpTransport:
 
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._user_agent = user_agent
+        self._constant_headers = {"Accept": _DEFAULT_ACCEPT, "User-Agent": user_agent}
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not crypto
         self._closed = False
@@ -427,17 +435,12 @@ class HttpTransport:
         method = method.upper()
         url = self._resolve(path_or_url)
         data = None if json is None else _encode_json(json)
-
-        async def graph_token(force_refresh: bool) -> str:
-            return await self._tokens.get_token(force_refresh=force_refresh)
-
         answer = await self._send(
             method,
             url,
             data=data,
             accept="application/json",
-            token=graph_token,
-            refreshable=True,
+            bearer=None,
             log_url=url,
             allow_redirects=False,
         )
@@ -460,16 +463,12 @@ class HttpTransport:
         if not url.startswith(("https://", "http://")):
             raise InvalidRequestError("recording URL must be an absolute http(s) URL")
 
-        async def recording_token(force_refresh: bool) -> str:
-            return bearer
-
         answer = await self._send(
             "GET",
             url,
             data=None,
             accept="*/*",
-            token=recording_token,
-            refreshable=False,
+            bearer=bearer,
             log_url=url.split("?", 1)[0],
             allow_redirects=True,
         )
@@ -488,7 +487,12 @@ class HttpTransport:
         if self._closed:
             raise ClientClosedError("the HTTP transport is closed")
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            # The headers every request carries are the session's own, so that aiohttp
+            # does not merge them into each request again (a borrowed session gets
+            # them per request instead: see _send).
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, headers=self._constant_headers
+            )
         elif self._session.closed:
             raise ClientClosedError("the aiohttp session given to graphcomms is closed")
         return self._session
@@ -500,27 +504,35 @@ class HttpTransport:
         *,
         data: bytes | None,
         accept: str,
-        token: Callable[[bool], Awaitable[str]],
-        refreshable: bool,
+        bearer: str | None,
         log_url: str,
         allow_redirects: bool,
     ) -> _Answer:
-        """The retry loop. Returns the 2xx answer; raises the mapped error otherwise."""
+        """The retry loop. Returns the 2xx answer; raises the mapped error otherwise.
+
+        ``bearer`` is a fixed token (a recording's, never refreshed); ``None`` asks the
+        Graph token provider before each attempt. One coroutine does the attempt too:
+        every layer costs on each of a bot's thousands of requests.
+        """
         attempt = 0
         force_refresh = False
         refreshed = False
+        refreshable = bearer is None
         while True:
             attempt += 1
-            self._ensure_session()  # fail fast when closed, before asking for a token
-            bearer = await token(force_refresh)
+            session = self._ensure_session()  # fail fast when closed, before a token
+            token = (
+                bearer
+                if bearer is not None
+                else await self._tokens.get_token(force_refresh=force_refresh)
+            )
             force_refresh = False
             client_request_id = _request_id()
-            headers = {
-                "Authorization": f"Bearer {bearer}",
-                "client-request-id": client_request_id,
-                "Accept": accept,
-                "User-Agent": self._user_agent,
-            }
+            headers = {"Authorization": f"Bearer {token}", "client-request-id": client_request_id}
+            if accept != _DEFAULT_ACCEPT or not self._owns_session:
+                headers["Accept"] = accept
+            if not self._owns_session:
+                headers["User-Agent"] = self._user_agent
             if data is not None:
                 headers["Content-Type"] = "application/json"
 
@@ -528,15 +540,26 @@ class HttpTransport:
             retry_after: float | None = None
             started = time.perf_counter()
             try:
-                answer = await self._attempt(
-                    method,
-                    url,
-                    headers=headers,
-                    data=data,
-                    client_request_id=client_request_id,
-                    log_url=log_url,
-                    allow_redirects=allow_redirects,
-                )
+                try:
+                    async with session.request(
+                        method,
+                        url,
+                        headers=headers,
+                        data=data,
+                        timeout=self._timeout,
+                        raise_for_status=False,
+                        allow_redirects=allow_redirects,
+                    ) as response:
+                        answer = _Answer(
+                            status=response.status,
+                            headers=_ci_headers(response.headers),
+                            content=await response.read(),
+                            client_request_id=client_request_id,
+                        )
+                except _transport_errors() as exc:
+                    raise _translate_transport_error(
+                        exc, method, log_url, closing=self._closed
+                    ) from exc
             except TransportError as exc:
                 _log_attempt(
                     method=method,
@@ -623,36 +646,6 @@ class HttpTransport:
                 await asyncio.gather(sleeper, return_exceptions=True)
         if self._closed:
             raise ClientClosedError("the client was closed during a retry back-off")
-
-    async def _attempt(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        data: bytes | None,
-        client_request_id: str,
-        log_url: str,
-        allow_redirects: bool,
-    ) -> _Answer:
-        session = self._ensure_session()
-        with _translate_transport_errors(method, log_url, closing=lambda: self._closed):
-            async with session.request(
-                method,
-                url,
-                headers=headers,
-                data=data,
-                timeout=self._timeout,
-                raise_for_status=False,
-                allow_redirects=allow_redirects,
-            ) as response:
-                content = await response.read()
-                return _Answer(
-                    status=response.status,
-                    headers=_ci_headers(response.headers),
-                    content=content,
-                    client_request_id=client_request_id,
-                )
 
 
 def _status_retryable(status: int, method: str, retry_after: float | None) -> bool:

@@ -371,12 +371,15 @@ class OperationRegistry:
     def _forget_recent(self, expires: float, op_id: str | None, ctx: str) -> None:
         # Only the very entry this one made: an id or context remembered again since,
         # or pending again (a reused context), holds another object.
-        if op_id is not None and self._by_id.get(op_id) is expires:
-            del self._by_id[op_id]
-            self._timed_out.pop(op_id, None)
-        if self._by_context.get(ctx) is expires:
-            del self._by_context[ctx]
-            self._timed_out.pop(ctx, None)
+        by_id, by_context, timed_out = self._by_id, self._by_context, self._timed_out
+        if op_id is not None and by_id.get(op_id) is expires:
+            del by_id[op_id]
+            if timed_out:
+                timed_out.pop(op_id, None)
+        if by_context.get(ctx) is expires:
+            del by_context[ctx]
+            if timed_out:
+                timed_out.pop(ctx, None)
 
     def _after_finish(
         self, tracker: OperationTracker[Any] | None, snapshot: CommsOperation, deleted: bool

@@ -560,7 +560,7 @@ async def test_download_recording_uses_the_recording_token_and_returns_the_bytes
     assert await client.download_recording(op) == b"RIFF\x00\x01wav"
     (kwargs,) = sent(graph, "GET", RECORDING_URL)
     assert kwargs["headers"]["Authorization"] == "Bearer rec-token"
-    assert TOKEN not in json.dumps(kwargs["headers"])
+    assert TOKEN not in json.dumps(dict(kwargs["headers"]))
 
 
 @pytest.mark.parametrize(

@@ -643,7 +643,7 @@ async def test_request_bytes_uses_the_recording_token_only(
     assert content == b"RIFF....WAVE"
     [call] = sent(mock, "GET", RECORDING)
     assert header(call, "Authorization") == f"Bearer {RECORDING_TOKEN}"
-    assert TOKEN not in json.dumps(call.kwargs["headers"])
+    assert TOKEN not in json.dumps(dict(call.kwargs["headers"]))
 
 
 async def test_request_bytes_maps_errors_and_hides_secrets(
@@ -825,6 +825,8 @@ class FlakyServer:
         app = web.Application()
         app.router.add_route("*", "/drop", self.drop)
         app.router.add_route("*", "/slow", self.slow)
+        app.router.add_route("*", "/echo", self.echo)
+        self.headers: list[dict[str, str]] = []
         self.runner = web.AppRunner(app)
         self.url = ""
 
@@ -852,6 +854,12 @@ class FlakyServer:
         await self.release.wait()
         return web.Response()
 
+    async def echo(self, request: web.Request) -> web.Response:
+        """Answers with the headers it received."""
+        self.hits.append(request.method)
+        self.headers.append(dict(request.headers))
+        return web.json_response({})
+
 
 @pytest.fixture
 async def flaky() -> AsyncIterator[FlakyServer]:
@@ -859,6 +867,34 @@ async def flaky() -> AsyncIterator[FlakyServer]:
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.mark.parametrize("borrowed", [False, True])
+async def test_headers_on_the_wire(flaky: FlakyServer, sleeps: Sleeps, borrowed: bool) -> None:
+    """An owned session carries Accept and User-Agent as its defaults; a borrowed one
+    gets them on each request. Either way the wire is the same."""
+    session = aiohttp.ClientSession() if borrowed else None
+    transport = make_transport(sleeps, base_url=flaky.url, session=session)
+    try:
+        await transport.request("POST", "echo", json={"clientContext": "c"})
+        await transport.request("GET", "echo")
+        await transport.request_bytes(flaky.url + "echo", bearer=RECORDING_TOKEN)
+    finally:
+        await transport.aclose()
+        if session is not None:
+            await session.close()
+    post, get, recording = flaky.headers
+    for sent_headers in (post, get):
+        assert sent_headers["Accept"] == "application/json"
+        assert sent_headers["Authorization"] == f"Bearer {TOKEN}"
+    assert post["Content-Type"] == "application/json"
+    assert "Content-Type" not in get
+    assert recording["Accept"] == "*/*"
+    assert recording["Authorization"] == f"Bearer {RECORDING_TOKEN}"
+    for sent_headers in (post, get, recording):
+        assert sent_headers["User-Agent"].startswith("graphcomms/")
+        assert uuid.UUID(sent_headers["client-request-id"]).version == 4
+    assert len({h["client-request-id"] for h in flaky.headers}) == 3
 
 
 async def test_disconnect_after_post_is_not_resent(flaky: FlakyServer, sleeps: Sleeps) -> None:
