@@ -69,12 +69,15 @@ class Ingestor:
         cannot be parsed is logged and counted (``stats.bad_items``) and the other
         items are still applied.
         """
-        # bytes first: the ABC check for Mapping costs more than the rest of this.
-        data: Any = (
-            loads(payload)
-            if payload.__class__ is bytes or not isinstance(payload, Mapping)
-            else payload
-        )
+        # bytes (a queue, a relay) and dict (the webhook decoded it) first: the ABC
+        # check for Mapping costs more than the rest of this.
+        data: Any
+        if payload.__class__ is dict:
+            data = payload
+        elif isinstance(payload, (bytes, str)) or not isinstance(payload, Mapping):
+            data = loads(payload)  # a bytearray too: JSON all the same
+        else:
+            data = payload
         if data.__class__ is not dict and not isinstance(data, Mapping):
             raise DeserializationError("notification body is not a JSON object", payload=data)
         items = data.get("value")

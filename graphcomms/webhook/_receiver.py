@@ -217,16 +217,19 @@ class NotificationReceiver:
             self.stats.too_large += 1
             logger.info("refused a notification body over %d bytes (413)", limit)
             return _TOO_LARGE
-        if self.validator is not None:
-            refusal = await self._authenticate(self.validator, headers)
-            if refusal is not None:
-                return refusal
+        validator = self.validator
+        if validator is not None:
+            token = _bearer_token(_header(headers, "Authorization"))
+            # A token already validated and still current is checked without awaiting.
+            if token is None or validator.validated(token) is None:
+                refusal = await self._authenticate(validator, token)
+                if refusal is not None:
+                    return refusal
         return self._dispatch(body, headers)
 
     async def _authenticate(
-        self, validator: TokenValidator, headers: Mapping[str, str]
+        self, validator: TokenValidator, token: str | None
     ) -> ReceiverResult | None:
-        token = _bearer_token(_header(headers, "Authorization"))
         if token is None:
             self.stats.rejected_auth += 1
             logger.info("refused a notification: %s (401)", _NO_TOKEN.reason)

@@ -195,6 +195,22 @@ async def test_cache_hit_skips_the_rsa_verification(
     assert validator.stats.verifications == 2
 
 
+async def test_validated_answers_from_the_cache_only(
+    settings: Any, keys: dict[str, SigningKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with TokenValidator(settings(leeway=0)) as validator:
+        token = make_token(keys["key1"], exp=int(time.time()) + 60)
+        assert validator.validated(token) is None  # never checked: no claims, no check
+        assert validator.stats.verifications == 0
+        claims = await validator.validate(token)
+        assert validator.validated(token) is claims
+        assert validator.validated(make_token(keys["key1"], jti="other")) is None
+        later = time.time() + 120
+        monkeypatch.setattr(time, "time", lambda: later)
+        assert validator.validated(token) is None  # expired: dropped, not returned
+        assert "cached_tokens=0" in repr(validator)
+
+
 async def test_cached_token_still_expires(
     settings: Any, keys: dict[str, SigningKey], monkeypatch: pytest.MonkeyPatch
 ) -> None:
