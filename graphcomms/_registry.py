@@ -68,6 +68,22 @@ class _Early:
     born: float
 
 
+class _CallTrackers:
+    """One call's trackers, for failing them when the call ends.
+
+    A tracker is appended when registered and not removed when it finishes: only
+    ``live`` goes down. That spares every resolution a write into a large table; the
+    list is compacted when finished trackers outnumber live ones, so it stays within
+    twice the call's pending count (amortised O(1) per registration).
+    """
+
+    __slots__ = ("live", "trackers")
+
+    def __init__(self) -> None:
+        self.trackers: list[OperationTracker[Any]] = []
+        self.live = 0
+
+
 class OperationRegistry:
     """Where the ingestion finds the tracker a notification is about."""
 
@@ -97,7 +113,7 @@ class OperationRegistry:
         # every resolution. One deque holds the finished entries' order of expiry.
         self._by_id: dict[str, OperationTracker[Any] | float] = {}
         self._by_context: dict[str, OperationTracker[Any] | float] = {}
-        self._by_call: dict[str, dict[OperationTracker[Any], None]] = {}
+        self._by_call: dict[str, _CallTrackers] = {}
         self._timers: dict[OperationTracker[Any], asyncio.TimerHandle] = {}
         # Keys are ("i", operation id) and ("c", client context).
         self._early: dict[tuple[str, str], _Early] = {}
@@ -122,7 +138,13 @@ class OperationRegistry:
             )
         self._by_context[ctx] = tracker
         tracker._touched = self._clock()
-        self._by_call.setdefault(tracker.call_id, {})[tracker] = None
+        of_call = self._by_call.get(tracker.call_id)
+        if of_call is None:
+            of_call = self._by_call[tracker.call_id] = _CallTrackers()
+        elif len(of_call.trackers) > 2 * of_call.live + 16:
+            of_call.trackers = [t for t in of_call.trackers if self._pending(t)]
+        of_call.trackers.append(tracker)
+        of_call.live += 1
         self.stats.pending += 1
         if timeout is not None:
             self._timers[tracker] = asyncio.get_running_loop().call_later(
@@ -225,11 +247,11 @@ class OperationRegistry:
 
     def fail_call(self, call_id: str, result_info: ResultInfo | None) -> int:
         """Fail every pending tracker of the call with ``CallEndedError``."""
-        trackers = self._by_call.get(call_id)
-        if not trackers:
+        of_call = self._by_call.get(call_id)
+        if of_call is None:
             return 0
         failed = 0
-        for tracker in list(trackers):
+        for tracker in [t for t in of_call.trackers if self._pending(t)]:
             self.stats.call_ended += 1
             self._finish(
                 tracker,
@@ -269,8 +291,8 @@ class OperationRegistry:
         """Pending trackers, by call, that heard nothing since ``older_than`` (registry
         clock). A periodic scan, not a per-notification cost."""
         found: dict[str, list[OperationTracker[Any]]] = {}
-        for call_id, trackers in self._by_call.items():
-            quiet = [t for t in trackers if t._touched <= older_than]
+        for call_id, of_call in self._by_call.items():
+            quiet = [t for t in of_call.trackers if t._touched <= older_than and self._pending(t)]
             if quiet:
                 found[call_id] = quiet
         return found
@@ -338,6 +360,9 @@ class OperationRegistry:
             )
         tracker._resolve(outcome)
 
+    def _pending(self, tracker: OperationTracker[Any]) -> bool:
+        return self._by_context.get(tracker.client_context) is tracker
+
     def _forget(self, tracker: OperationTracker[Any], expires: float | None) -> bool:
         """Unregister a pending tracker: its index entries become finished-work memory
         that expires at ``expires``, or go at once when that is ``None``. False when
@@ -359,8 +384,8 @@ class OperationRegistry:
             del by_context[ctx]
         of_call = self._by_call.get(tracker.call_id)
         if of_call is not None:
-            of_call.pop(tracker, None)
-            if not of_call:
+            of_call.live -= 1
+            if of_call.live <= 0:
                 del self._by_call[tracker.call_id]
         if self._timers:
             timer = self._timers.pop(tracker, None)

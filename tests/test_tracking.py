@@ -775,3 +775,33 @@ async def test_a_discarded_tracker_leaves_no_memory() -> None:
     registry.apply("c", None, PlayPromptOperation(client_context="ctx", status="running"), deleted=False)
     assert registry.stats.early_pending == 1
     await runner.aclose()
+
+
+async def test_a_long_calls_finished_trackers_do_not_pile_up() -> None:
+    """Many operations on one call, one after another: the per-call list stays small
+    and the call's end fails only what is still pending."""
+    from graphcomms._events import CallbackRunner
+    from graphcomms._registry import OperationRegistry
+    from graphcomms._tracker import OperationTracker
+
+    registry = OperationRegistry()
+    runner = CallbackRunner()
+    pending = []
+    for n in range(1000):
+        tracker: OperationTracker[PlayPromptOperation] = OperationTracker(
+            call_id="c", client_context=f"ctx-{n}", snapshot=PlayPromptOperation(), runner=runner
+        )
+        registry.expect(tracker)
+        if n % 100 == 0:
+            pending.append(tracker)  # one in a hundred is still running at the end
+        else:
+            registry.bind(tracker, f"op-{n}", PlayPromptOperation(id=f"op-{n}", status="completed"))
+        of_call = registry._by_call["c"]
+        assert of_call.live == len(pending)
+        assert len(of_call.trackers) <= 2 * of_call.live + 17
+    assert registry.fail_call("c", None) == len(pending) == 10
+    assert all(isinstance(t._outcome, CallEndedError) for t in pending)
+    assert registry.stats.call_ended == 10
+    assert "c" not in registry._by_call
+    assert registry.holds_nothing
+    await runner.aclose()
