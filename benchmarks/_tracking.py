@@ -41,7 +41,7 @@ def add_pending(
         client_context=context,
         snapshot=PlayPromptOperation(client_context=context),
         runner=client._runner,
-        cancel_hook=call._cancel_media,
+        cancel_hook=call._cancel_hook,  # shared, as CallHandle._operation passes it
     )
     client._registry.expect(tracker, timeout=None)
     snapshot = structure_operation(
