@@ -102,6 +102,7 @@ class OperationRegistry:
         self._early_limit = early_limit
         self._early_ttl = early_ttl
         self._recent_limit = recent_limit
+        self._recent_limit_3 = 3 * recent_limit  # entries in _recent_order
         self._late_grace = late_grace
         self._on_late_result = on_late_result
         self._clock = clock
@@ -118,7 +119,9 @@ class OperationRegistry:
         # Keys are ("i", operation id) and ("c", client context).
         self._early: dict[tuple[str, str], _Early] = {}
         self._early_order: OrderedDict[int, _Early] = OrderedDict()
-        self._recent_order: deque[tuple[float, str | None, str]] = deque()
+        # Flat triples (expiry, operation id or None, client context): no tuple, which
+        # the cyclic GC would track, per resolution.
+        self._recent_order: deque[Any] = deque()
         # Timed-out trackers, by both keys, for the late-result grace window.
         self._timed_out: dict[str, OperationTracker[Any]] = {}
         self._closed = False
@@ -283,9 +286,7 @@ class OperationRegistry:
         """Drop early snapshots and finished-work memory past their age."""
         now = self._clock()
         self._expire_early(now)
-        order = self._recent_order
-        while order and order[0][0] <= now:
-            self._forget_recent(*order.popleft())
+        self._expire_recent(now)
 
     def silent(self, older_than: float) -> dict[str, list[OperationTracker[Any]]]:
         """Pending trackers, by call, that heard nothing since ``older_than`` (registry
@@ -341,15 +342,18 @@ class OperationRegistry:
         # and bound the count besides.
         order = self._recent_order
         now = expires - self._late_grace
-        while order and order[0][0] <= now:
-            self._forget_recent(*order.popleft())
+        if order and order[0] <= now:
+            self._expire_recent(now)
         if self._early_order:
             # Early notifications nobody claimed expire here too, not only when another
             # early one arrives.
             self._expire_early(now)
-        order.append((expires, op_id, ctx))
-        if len(order) > self._recent_limit:
-            self._forget_recent(*order.popleft())
+        order.append(expires)
+        order.append(op_id)
+        order.append(ctx)
+        if len(order) > self._recent_limit_3:
+            popleft = order.popleft
+            self._forget_recent(popleft(), popleft(), popleft())
         if _log.isEnabledFor(logging.DEBUG):  # the extra dict is not free
             _log.debug(
                 "operation %s on call %s resolved: %s",
@@ -392,6 +396,12 @@ class OperationRegistry:
             if timer is not None:
                 timer.cancel()
         return True
+
+    def _expire_recent(self, now: float) -> None:
+        order = self._recent_order
+        popleft = order.popleft
+        while order and order[0] <= now:
+            self._forget_recent(popleft(), popleft(), popleft())
 
     def _forget_recent(self, expires: float, op_id: str | None, ctx: str) -> None:
         # Only the very entry this one made: an id or context remembered again since,

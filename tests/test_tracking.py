@@ -805,3 +805,27 @@ async def test_a_long_calls_finished_trackers_do_not_pile_up() -> None:
     assert "c" not in registry._by_call
     assert registry.holds_nothing
     await runner.aclose()
+
+
+async def test_finished_work_memory_is_bounded_by_count_oldest_first() -> None:
+    from graphcomms._events import CallbackRunner
+    from graphcomms._registry import OperationRegistry
+    from graphcomms._tracker import OperationTracker
+
+    registry = OperationRegistry(recent_limit=3, late_grace=1e9)
+    runner = CallbackRunner()
+    for n in range(5):
+        tracker: OperationTracker[PlayPromptOperation] = OperationTracker(
+            call_id="c", client_context=f"ctx-{n}", snapshot=PlayPromptOperation(), runner=runner
+        )
+        registry.expect(tracker)
+        registry.bind(tracker, f"op-{n}", PlayPromptOperation(id=f"op-{n}", status="completed"))
+    # The two oldest are forgotten by both keys; the three newest are remembered.
+    assert set(registry._by_id) == {"op-2", "op-3", "op-4"}
+    assert set(registry._by_context) == {"ctx-2", "ctx-3", "ctx-4"}
+    assert len(registry._recent_order) == 9
+    registry.apply("c", "op-4", PlayPromptOperation(status="completed"), deleted=True)
+    assert registry.stats.duplicates == 1
+    registry.apply("c", "op-0", PlayPromptOperation(status="completed"), deleted=True)
+    assert registry.stats.early_pending == 1  # forgotten: it looks early now
+    await runner.aclose()
