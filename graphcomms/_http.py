@@ -21,7 +21,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
@@ -158,21 +158,24 @@ def _ci_headers(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
 
 
 @attrs.define(kw_only=True)  # not frozen: one is built per request, and frozen attrs
-class HttpResponse:  # classes cost three times as much to build; nothing mutates it
-    """A 2xx answer from Graph.
+class HttpResponse:  # classes cost three times as much to build
+    """An answer from Graph: what :meth:`HttpTransport.request` returns (a 2xx), and
+    what the retry loop looks at for any status.
 
-    ``body`` is the decoded JSON; ``None`` when the body was empty (202, 204) or, on a
-    success, not JSON at all (a warning is logged). A 2xx means Graph took the request,
-    so an unreadable body is no reason to pretend it failed: the caller still has the
-    status and the ``Location`` header. ``body`` is left out of the repr because an
-    operation body can carry a ``recordingAccessToken``.
+    ``body`` is the decoded JSON of a 2xx answer to :meth:`HttpTransport.request`;
+    ``None`` when the body was empty (202, 204) or, on a success, not JSON at all (a
+    warning is logged). A 2xx means Graph took the request, so an unreadable body is no
+    reason to pretend it failed: the caller still has the status and the ``Location``
+    header. ``content`` is the body as received. Neither is in the repr: an operation
+    body can carry a ``recordingAccessToken``.
     """
 
     status: int
-    headers: Mapping[str, str] = attrs.field(converter=_ci_headers)
-    body: Any = attrs.field(repr=False)
+    headers: CIMultiDictProxy[str]
+    content: bytes = attrs.field(repr=False)
     client_request_id: str
     request_id: str | None
+    body: Any = attrs.field(default=None, repr=False)
 
     @property
     def location(self) -> str | None:
@@ -332,14 +335,6 @@ def _translate_transport_error(
     return TransportError(f"{method} {url}: {kind}: {exc}", method=method, url=url, sent=True)
 
 
-@attrs.define  # see HttpResponse on why not frozen
-class _Answer:
-    status: int
-    headers: CIMultiDictProxy[str]
-    content: bytes
-    client_request_id: str
-
-
 class HttpTransport:
     """Sends requests to Graph and returns :class:`HttpResponse` or raises.
 
@@ -419,9 +414,9 @@ class HttpTransport:
         if session is not None and self._owns_session:
             await session.close()
 
-    async def request(
+    def request(
         self, method: str, path_or_url: str, *, json: Mapping[str, Any] | None = None
-    ) -> HttpResponse:
+    ) -> Coroutine[Any, Any, HttpResponse]:
         """Send one Graph request; return the 2xx answer or raise.
 
         ``path_or_url`` is relative to the base URL (``communications/calls/{id}``) or an
@@ -431,25 +426,19 @@ class HttpTransport:
         :class:`~graphcomms.errors.TransportError` when no answer came,
         :class:`~graphcomms.errors.ClientClosedError` after :meth:`aclose`, and whatever
         the token provider raises.
+
+        Not itself a coroutine function: it returns the retry loop's coroutine, so a
+        request is one coroutine deep. A bad URL raises when this is called.
         """
-        method = method.upper()
         url = self._resolve(path_or_url)
-        data = None if json is None else _encode_json(json)
-        answer = await self._send(
-            method,
+        return self._send(
+            method.upper(),
             url,
-            data=data,
-            accept="application/json",
+            data=None if json is None else _encode_json(json),
+            accept=_DEFAULT_ACCEPT,
             bearer=None,
             log_url=url,
             allow_redirects=False,
-        )
-        return HttpResponse(
-            status=answer.status,
-            headers=answer.headers,
-            body=_decode_body(answer, method, url),
-            client_request_id=answer.client_request_id,
-            request_id=answer.headers.get("request-id"),
         )
 
     async def request_bytes(self, url: str, *, bearer: str) -> bytes:
@@ -507,7 +496,7 @@ class HttpTransport:
         bearer: str | None,
         log_url: str,
         allow_redirects: bool,
-    ) -> _Answer:
+    ) -> HttpResponse:
         """The retry loop. Returns the 2xx answer; raises the mapped error otherwise.
 
         ``bearer`` is a fixed token (a recording's, never refreshed); ``None`` asks the
@@ -528,13 +517,7 @@ class HttpTransport:
             )
             force_refresh = False
             client_request_id = _request_id()
-            headers = {"Authorization": f"Bearer {token}", "client-request-id": client_request_id}
-            if accept != _DEFAULT_ACCEPT or not self._owns_session:
-                headers["Accept"] = accept
-            if not self._owns_session:
-                headers["User-Agent"] = self._user_agent
-            if data is not None:
-                headers["Content-Type"] = "application/json"
+            headers = self._headers(token, client_request_id, accept, has_body=data is not None)
 
             failure: _Failure
             retry_after: float | None = None
@@ -550,11 +533,13 @@ class HttpTransport:
                         raise_for_status=False,
                         allow_redirects=allow_redirects,
                     ) as response:
-                        answer = _Answer(
+                        answer_headers = _ci_headers(response.headers)
+                        answer = HttpResponse(
                             status=response.status,
-                            headers=_ci_headers(response.headers),
+                            headers=answer_headers,
                             content=await response.read(),
                             client_request_id=client_request_id,
+                            request_id=answer_headers.get("request-id"),
                         )
                 except _transport_errors() as exc:
                     raise _translate_transport_error(
@@ -574,7 +559,7 @@ class HttpTransport:
                 retryable = not exc.sent or method in _IDEMPOTENT
                 failure = exc
             else:
-                request_id = answer.headers.get("request-id")
+                request_id = answer.request_id
                 _log_attempt(
                     method=method,
                     url=log_url,
@@ -585,6 +570,8 @@ class HttpTransport:
                     attempt=attempt,
                 )
                 if 200 <= answer.status <= 299:
+                    if bearer is None:  # a Graph request: its body is JSON
+                        answer.body = _decode_body(answer, method, log_url)
                     return answer
                 failure = error_from_response(
                     status=answer.status,
@@ -631,6 +618,20 @@ class HttpTransport:
             )
             await self._back_off(delay)
 
+    def _headers(
+        self, token: str, client_request_id: str, accept: str, *, has_body: bool
+    ) -> dict[str, str]:
+        """One attempt's headers. An owned session sends Accept and User-Agent as its
+        defaults (see _ensure_session); a borrowed one gets them here."""
+        headers = {"Authorization": f"Bearer {token}", "client-request-id": client_request_id}
+        if accept != _DEFAULT_ACCEPT or not self._owns_session:
+            headers["Accept"] = accept
+        if not self._owns_session:
+            headers["User-Agent"] = self._user_agent
+        if has_body:
+            headers["Content-Type"] = "application/json"
+        return headers
+
     async def _back_off(self, delay: float) -> None:
         """Sleep ``delay`` before a retry, but wake at once if the transport is closed
         meanwhile: aclose() must not wait out a Retry-After of up to max_delay."""
@@ -670,7 +671,7 @@ def _encode_json(value: Mapping[str, Any]) -> bytes:
     return jsonlib.dumps(value, separators=(",", ":")).encode("ascii")
 
 
-def _decode_body(answer: _Answer, method: str, url: str) -> Any:
+def _decode_body(answer: HttpResponse, method: str, url: str) -> Any:
     if not answer.content.strip():
         return None
     try:
