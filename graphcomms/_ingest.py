@@ -19,7 +19,7 @@ from graphcomms._converter import (
     structure_participant,
 )
 from graphcomms._registry import ClientStats, OperationRegistry
-from graphcomms._routing import ResourceKind, parse_resource_path
+from graphcomms._routing import ResourceKind, parse_resource_path, usual_operation_id
 from graphcomms.errors import DeserializationError
 from graphcomms.models import Call, ChangeType, CommsOperation, Participant
 from graphcomms.typing import NotificationPayload
@@ -29,10 +29,6 @@ __all__ = ["CallRouter", "Ingestor"]
 _log = logging.getLogger("graphcomms.ingest")
 
 _CHANGE_TYPES = {member.value: member for member in ChangeType}
-_COMMON_PREFIX = "/communications/calls/"
-_PREFIX_LENGTH = len(_COMMON_PREFIX)
-_OPERATIONS = "/operations/"
-_OPERATIONS_LENGTH = len(_OPERATIONS)
 
 
 def _change_type(raw: Any) -> ChangeType | str:
@@ -107,14 +103,9 @@ class Ingestor:
         if item.__class__ is not dict:
             return False
         url = item.get("resourceUrl")
-        if url.__class__ is not str or not url.startswith(_COMMON_PREFIX) or "?" in url:
+        op_id = usual_operation_id(url) if url.__class__ is str else None
+        if op_id is None:
             return False
-        # ".../calls/{call}/operations/{op}": the first "/" after the call id begins
-        # "/operations/", and the operation id is the rest.
-        cut = url.find("/", _PREFIX_LENGTH)
-        if cut < 0 or not url.startswith(_OPERATIONS, cut):
-            return False
-        op_id = url[cut + _OPERATIONS_LENGTH :].replace("-", "").lower()  # normalize_id
         tracker = self._registry.pending_by_id(op_id)
         data = item.get("resourceData")
         if tracker is None or data.__class__ is not dict:

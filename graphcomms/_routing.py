@@ -11,7 +11,13 @@ from __future__ import annotations
 from enum import Enum
 from typing import NamedTuple
 
-__all__ = ["ResourceKind", "ResourceRef", "normalize_id", "parse_resource_path"]
+__all__ = [
+    "ResourceKind",
+    "ResourceRef",
+    "normalize_id",
+    "parse_resource_path",
+    "usual_operation_id",
+]
 
 
 def normalize_id(value: str) -> str:
@@ -47,6 +53,29 @@ _PARTICIPANTS, _PARTICIPANT, _OTHER = (
 )
 _COMMON_PREFIX = "/communications/calls/"  # what Graph's notifications say, nearly always
 _PREFIX_LENGTH = len(_COMMON_PREFIX)
+_OPERATIONS = "/operations/"
+_OPERATIONS_LENGTH = len(_OPERATIONS)
+
+
+def usual_operation_id(path: str) -> str | None:
+    """The operation id, normalised, when ``path`` is spelled the way Graph's
+    notifications nearly always spell it: ``/communications/calls/{call}/operations/
+    {op}``. ``None`` for any other spelling, which :func:`parse_resource_path` reads.
+
+    The ingestion's short path: no ``ResourceRef``, no split. Where it answers, it
+    answers as ``parse_resource_path(path).item_id`` does (a property test holds the
+    two together).
+    """
+    if not path.startswith(_COMMON_PREFIX) or "?" in path:
+        return None
+    cut = path.find("/", _PREFIX_LENGTH)  # the end of the call id
+    if cut <= _PREFIX_LENGTH or not path.startswith(_OPERATIONS, cut):
+        return None
+    op = path[cut + _OPERATIONS_LENGTH :]
+    if not op or "/" in op:
+        return None
+    op = op.replace("-", "").lower()  # normalize_id, inlined: per notification
+    return None if op == "participants" else op
 
 
 def parse_resource_path(path: str | None) -> ResourceRef | None:
