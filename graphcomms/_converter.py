@@ -624,15 +624,16 @@ class _Hooks:
         if issubclass(cls, ResultInfo):
             overrides["code"] = override(rename="code", struct_hook=_structure_lenient_int)
             overrides["subcode"] = override(rename="subcode", struct_hook=_structure_lenient_int)
-        generated: Callable[[Any, Any], Any] = make_dict_structure_fn(
-            cls, self.conv, **_overrides(overrides)
-        )
         legacy = next((keys for base, keys in _LEGACY_KEYS.items() if issubclass(cls, base)), ())
         if not self.conv.detailed_validation and _slot_fillable(cls):
             # The same reading, faster: see _slot_reader. The detailed converter keeps
-            # cattrs's generated code, and a property test holds the two equal.
+            # cattrs's generated code, and a property test holds the two equal. (cattrs's
+            # code is not generated here at all: that was half of the import's cost.)
             read = _slot_reader(cls, self.conv, overrides, legacy)
             return _interning_result_info(read) if cls is ResultInfo else read
+        generated: Callable[[Any, Any], Any] = make_dict_structure_fn(
+            cls, self.conv, **_overrides(overrides)
+        )
         what = _type_name(cls)
 
         if not legacy:
