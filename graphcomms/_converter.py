@@ -35,6 +35,7 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from graphcomms._routing import ResourceKind, parse_resource_path
 from graphcomms.errors import DeserializationError
 from graphcomms.models import _enums, calls, common, notifications, operations, requests
 from graphcomms.models.calls import Call, Participant
@@ -495,18 +496,10 @@ def _enum_value(member: Enum) -> Any:
 # --- where a path goes (notifications carry no @odata.type at times) ----------------
 
 
-def _path_kind(path: str | None) -> str | None:
-    if not path:
-        return None
-    lowered = path.lower()
-    if "/operations" in lowered:
-        return "operation"
-    if "/participants" in lowered:
-        return "participant"
-    start = lowered.find("calls/")
-    if start >= 0 and "/" not in lowered[start + 6 :].strip("/"):
-        return "call"
-    return None
+def _path_kind(path: str | None) -> ResourceKind | None:
+    """What a notification's resource path points at, by the one path parser."""
+    ref = parse_resource_path(path)
+    return None if ref is None else ref.kind
 
 
 # --- the converter ------------------------------------------------------------------
@@ -830,10 +823,11 @@ def _entity_reader(
             Participant: (read_participant, Participant),
         }
     )
-    by_path_kind = {
-        "operation": (operation_hooks[CommsOperation], CommsOperation),
-        "call": (read_call, Call),
-        "participant": (read_participant, Participant),
+    by_path_kind: dict[ResourceKind | None, tuple[StructureHook, type]] = {
+        ResourceKind.OPERATION: (operation_hooks[CommsOperation], CommsOperation),
+        ResourceKind.CALL: (read_call, Call),
+        ResourceKind.PARTICIPANT: (read_participant, Participant),
+        ResourceKind.PARTICIPANTS: (read_participant, Participant),
     }
 
     def read_entity(value: Any, path: str | None = None) -> object:
@@ -845,11 +839,13 @@ def _entity_reader(
             if entry is not None:
                 return entry[0](value, entry[1])
             # Graph's operation types all end in "Operation": a new one still tracks.
-            if _normalise_tag(tag).endswith("operation") or _path_kind(path) == "operation":
+            if _normalise_tag(tag).endswith("operation") or (
+                _path_kind(path) is ResourceKind.OPERATION
+            ):
                 return read_unknown_operation(value, CommsOperation)
             return value
         if tag is None:
-            entry = by_path_kind.get(_path_kind(path) or "")
+            entry = by_path_kind.get(_path_kind(path))
             if entry is not None:
                 return entry[0](value, entry[1])
         return value

@@ -508,11 +508,21 @@ def test_untagged_items_are_read_by_their_path() -> None:
             item(f"/communications/calls/{CALL_ID}/participants", [{"id": "p-1"}]),
             item(f"/communications/calls/{CALL_ID}/contentsharingsessions", [{"id": "s"}]),
             item(f"/communications/calls/{CALL_ID}/operations/op-2", {"@odata.type": "#x.y"}),
+            # Every spelling the path parser knows (reference §5.8).
+            item(f"/app/calls/{CALL_ID}/participants/p-2", {"id": "p-2"}),
+            item(
+                f"https://graph.microsoft.com/beta/communications/calls/{CALL_ID}/Operations/op-3",
+                {"id": "op-3"},
+            ),
+            item(f"communications/calls/{CALL_ID}?x=1", {"state": "terminated"}),
         ]
     }
-    operation, call, roster, sharing, odd = (
+    operation, call, roster, sharing, odd, legacy, absolute, bare = (
         n.resource_data for n in decode_notifications(body).value
     )
+    assert legacy == (Participant(id="p-2"),)
+    assert absolute == (CommsOperation(id="op-3"),)
+    assert bare == (Call(state=CallState.TERMINATED),)
     assert operation == (CommsOperation(id="op-1"),)
     assert call == (Call(state=CallState.ESTABLISHED),)
     assert roster == (Participant(id="p-1"),)
