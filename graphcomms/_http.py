@@ -506,7 +506,9 @@ class HttpTransport:
         attempt = 0
         force_refresh = False
         refreshed = False
-        refreshable = bearer is None
+        # No fixed bearer means a Graph request: its token can be refreshed after a 401,
+        # and its body is JSON.
+        graph_request = bearer is None
         while True:
             attempt += 1
             session = self._ensure_session()  # fail fast when closed, before a token
@@ -570,7 +572,7 @@ class HttpTransport:
                     attempt=attempt,
                 )
                 if 200 <= answer.status <= 299:
-                    if bearer is None:  # a Graph request: its body is JSON
+                    if graph_request:
                         answer.body = _decode_body(answer, method, log_url)
                     return answer
                 failure = error_from_response(
@@ -581,7 +583,7 @@ class HttpTransport:
                     url=log_url,
                     client_request_id=client_request_id,
                 )
-                if answer.status == 401 and refreshable and not refreshed:
+                if answer.status == 401 and graph_request and not refreshed:
                     # Not a transient failure: the token expired or was revoked early.
                     # One re-send with a fresh token, not counted against max_attempts.
                     logger.info(

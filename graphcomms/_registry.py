@@ -102,7 +102,6 @@ class OperationRegistry:
         self._early_limit = early_limit
         self._early_ttl = early_ttl
         self._recent_limit = recent_limit
-        self._recent_limit_3 = 3 * recent_limit  # entries in _recent_order
         self._late_grace = late_grace
         self._on_late_result = on_late_result
         self._clock = clock
@@ -351,7 +350,7 @@ class OperationRegistry:
         order.append(expires)
         order.append(op_id)
         order.append(ctx)
-        if len(order) > self._recent_limit_3:
+        if len(order) > 3 * self._recent_limit:  # three entries each
             popleft = order.popleft
             self._forget_recent(popleft(), popleft(), popleft())
         if _log.isEnabledFor(logging.DEBUG):  # the extra dict is not free
