@@ -235,6 +235,16 @@ async def interleave(
             series.samples.append(await round_())
 
 
+async def compare(
+    row: Row, subject: tuple[Series, Round], baseline: tuple[Series, Round], *, repeats: int
+) -> None:
+    """Interleave ``subject`` with ``baseline`` and fill ``row``: both series and the
+    per-round ratios subject / baseline."""
+    await interleave([subject, baseline], repeats=repeats)
+    row.subject, row.baseline = subject[0], baseline[0]
+    row.ratios = paired(subject[0], baseline[0], lambda s, b: s / b)
+
+
 def timed(fn: Callable[[], object]) -> float:
     """Seconds ``fn()`` takes, with the cyclic GC held off (as ``timeit`` does) so that
     one variant does not pay for the garbage of another's setup."""

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks import _peers
-from benchmarks._harness import Row, Series, Sizes, Target, interleave, paired, timed
+from benchmarks._harness import Row, Series, Sizes, Target, compare, timed
 from benchmarks._payloads import completed_play_prompt, new_ids
 from benchmarks._tracking import add_pending, attach_waiter, offline_client
 from graphcomms import CommsClient
@@ -156,17 +156,15 @@ def run_ingest(sizes: Sizes) -> list[Row]:
     async def main() -> None:
         client = offline_client()
         try:
-            ours = Series("graphcomms feed", "notif/s")
-            floor = Series("floor", "notif/s")
-            await interleave(
-                [
-                    (ours, _as_async(_graphcomms_round(client, sizes.ingest_n))),
-                    (floor, _as_async(_floor_round(sizes.ingest_n))),
-                ],
+            await compare(
+                floor_row,
+                (
+                    Series("graphcomms feed", "notif/s"),
+                    _as_async(_graphcomms_round(client, sizes.ingest_n)),
+                ),
+                (Series("floor", "notif/s"), _as_async(_floor_round(sizes.ingest_n))),
                 repeats=sizes.repeats,
             )
-            floor_row.subject, floor_row.baseline = ours, floor
-            floor_row.ratios = paired(ours, floor, lambda s, b: s / b)
             floor_row.extra["n_per_round"] = sizes.ingest_n
             # graphcomms decodes with orjson when the "fast" extra installed it; the floor
             # is json.loads as the issue defines it, so say which one was measured.
@@ -175,17 +173,15 @@ def run_ingest(sizes: Sizes) -> list[Row]:
             sdk_row.skipped = _peers.skip_reason(sizes.peers)
             if sdk_row.skipped is not None:
                 return
-            ours_sdk = Series("graphcomms feed", "notif/s")
-            sdk = Series(_peers.PACKAGE, "notif/s")
-            await interleave(
-                [
-                    (ours_sdk, _as_async(_graphcomms_round(client, sizes.ingest_sdk_n))),
-                    (sdk, _as_async(_sdk_round(sizes.ingest_sdk_n))),
-                ],
+            await compare(
+                sdk_row,
+                (
+                    Series("graphcomms feed", "notif/s"),
+                    _as_async(_graphcomms_round(client, sizes.ingest_sdk_n)),
+                ),
+                (Series(_peers.PACKAGE, "notif/s"), _as_async(_sdk_round(sizes.ingest_sdk_n))),
                 repeats=sizes.repeats,
             )
-            sdk_row.subject, sdk_row.baseline = ours_sdk, sdk
-            sdk_row.ratios = paired(ours_sdk, sdk, lambda s, b: s / b)
             sdk_row.extra["n_per_round"] = sizes.ingest_sdk_n
         finally:
             await client.aclose()
@@ -256,13 +252,12 @@ def run_scale(sizes: Sizes) -> list[Row]:
         big, small = _PendingPool(sizes.scale_big), _PendingPool(sizes.scale_small)
         batch = min(sizes.scale_batch, sizes.scale_small)
         try:
-            many = Series(f"{sizes.scale_big:,} pending", "µs/notif")
-            few = Series(f"{sizes.scale_small:,} pending", "µs/notif")
-            await interleave(
-                [(many, big.round(batch)), (few, small.round(batch))], repeats=sizes.repeats
+            await compare(
+                row,
+                (Series(f"{sizes.scale_big:,} pending", "µs/notif"), big.round(batch)),
+                (Series(f"{sizes.scale_small:,} pending", "µs/notif"), small.round(batch)),
+                repeats=sizes.repeats,
             )
-            row.subject, row.baseline = many, few
-            row.ratios = paired(many, few, lambda s, b: s / b)
             row.extra["batch"] = batch
             row.extra["pending_at_end"] = big.client.stats.pending
         finally:

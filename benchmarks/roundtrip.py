@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks import _peers
-from benchmarks._harness import Row, Series, Sizes, Target, interleave, paired
+from benchmarks._harness import Row, Series, Sizes, Target, compare
 from benchmarks._payloads import PROMPT_URI, play_prompt_request
 from benchmarks._procs import Child
 from graphcomms import CommsClient, MediaPrompt
@@ -125,34 +125,26 @@ def run_roundtrip(sizes: Sizes) -> list[Row]:
 
         async def main() -> None:
             for level, n in ((1, sizes.roundtrip_n), (c, sizes.roundtrip_n_concurrent)):
-                ours, raw = Series("graphcomms", "req/s"), Series("raw aiohttp", "req/s")
-                await interleave(
-                    [
-                        (ours, _round(lambda: _graphcomms(base), n, level)),
-                        (raw, _round(lambda: _raw_aiohttp(base), n, level)),
-                    ],
+                row = raw_rows[level]
+                await compare(
+                    row,
+                    (Series("graphcomms", "req/s"), _round(lambda: _graphcomms(base), n, level)),
+                    (Series("raw aiohttp", "req/s"), _round(lambda: _raw_aiohttp(base), n, level)),
                     repeats=sizes.repeats,
                 )
-                row = raw_rows[level]
-                row.subject, row.baseline = ours, raw
-                row.ratios = paired(ours, raw, lambda s, b: s / b)
                 row.extra["n_per_round"] = n
             if sdk_skip is not None:
                 for row in sdk_rows.values():
                     row.skipped = sdk_skip
                 return
             for level, n in ((1, sizes.roundtrip_sdk_n), (c, sizes.roundtrip_sdk_n_concurrent)):
-                ours, sdk = Series("graphcomms", "req/s"), Series(_peers.PACKAGE, "req/s")
-                await interleave(
-                    [
-                        (ours, _round(lambda: _graphcomms(base), n, level)),
-                        (sdk, _round(lambda: _sdk(base), n, level)),
-                    ],
+                row = sdk_rows[level]
+                await compare(
+                    row,
+                    (Series("graphcomms", "req/s"), _round(lambda: _graphcomms(base), n, level)),
+                    (Series(_peers.PACKAGE, "req/s"), _round(lambda: _sdk(base), n, level)),
                     repeats=sizes.repeats,
                 )
-                row = sdk_rows[level]
-                row.subject, row.baseline = ours, sdk
-                row.ratios = paired(ours, sdk, lambda s, b: s / b)
                 row.extra["n_per_round"] = n
 
         asyncio.run(main())

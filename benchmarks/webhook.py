@@ -18,7 +18,7 @@ import time
 import uuid
 from typing import Any
 
-from benchmarks._harness import Row, Series, Sizes, Target, interleave, paired
+from benchmarks._harness import Row, Series, Sizes, Target, compare
 from benchmarks._procs import Child
 from benchmarks._server import ISSUER, KEY_ID
 
@@ -100,14 +100,17 @@ def run_webhook(sizes: Sizes) -> list[Row]:
             async def bare_round() -> float:
                 return send("/bare")
 
-            ours = Series("graphcomms receiver", "req/s")
-            bare = Series("bare handler", "req/s")
-            asyncio.run(interleave([(ours, ours_round), (bare, bare_round)], repeats=sizes.repeats))
+            asyncio.run(
+                compare(
+                    row,
+                    (Series("graphcomms receiver", "req/s"), ours_round),
+                    (Series("bare handler", "req/s"), bare_round),
+                    repeats=sizes.repeats,
+                )
+            )
             stats = server.request({"cmd": "stats"}, 60)
     if stats["resolved"] != n * rounds or stats["pending"] != 0:
         raise RuntimeError(f"not every notification resolved its tracker: {stats}")
-    row.subject, row.baseline = ours, bare
-    row.ratios = paired(ours, bare, lambda s, b: s / b)
     row.extra.update(
         n_per_round=n,
         token_verifications=stats["token_verifications"],
