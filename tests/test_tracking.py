@@ -24,6 +24,9 @@ from graphcomms import (
     RecordOperation,
     ResultInfo,
 )
+from graphcomms._events import CallbackRunner
+from graphcomms._registry import OperationRegistry
+from graphcomms._tracker import OperationTracker
 from graphcomms.models import (
     Call,
     CallState,
@@ -422,9 +425,8 @@ async def test_own_deadline_fails_then_late_result_is_recorded_and_reported(
 # -- cancelling -------------------------------------------------------------------
 
 
-async def test_cancel_sends_cancel_media_processing_and_resolves_from_notification(
-    client: CommsClient, graph: aioresponses
-) -> None:
+def respond_record_and_cancel(graph: aioresponses) -> None:
+    """recordResponse answers running; cancelMediaProcessing answers completed."""
     respond(graph, "recordResponse", running("recordOperation"))
     respond(
         graph,
@@ -436,6 +438,12 @@ async def test_cancel_sends_cancel_media_processing_and_resolves_from_notificati
         ),
         location=None,
     )
+
+
+async def test_cancel_sends_cancel_media_processing_and_resolves_from_notification(
+    client: CommsClient, graph: aioresponses
+) -> None:
+    respond_record_and_cancel(graph)
     tracker = await client.call(CALL_ID).record_response()
     assert await tracker.cancel() is True
     assert any(str(k[1]).endswith("cancelMediaProcessing") for k in graph.requests)
@@ -457,17 +465,7 @@ async def test_cancel_sends_cancel_media_processing_and_resolves_from_notificati
 async def test_async_with_cancels_server_side_when_block_exits_early(
     client: CommsClient, graph: aioresponses
 ) -> None:
-    respond(graph, "recordResponse", running("recordOperation"))
-    respond(
-        graph,
-        "cancelMediaProcessing",
-        running(
-            "cancelMediaProcessingOperation",
-            id="99999999-0000-0000-0000-000000000000",
-            status="completed",
-        ),
-        location=None,
-    )
+    respond_record_and_cancel(graph)
     with pytest.raises(RuntimeError, match="caller walked away"):
         async with client.call(CALL_ID).record_response(max_record_duration=10) as rec:
             assert not rec.done()
@@ -667,135 +665,117 @@ async def test_unreadable_snapshot_of_a_pending_operation_is_a_bad_item(
     assert (await tracker).status is OperationStatus.COMPLETED
 
 
-async def test_finished_work_memory_expires_without_a_sweeper() -> None:
-    from graphcomms._events import CallbackRunner
-    from graphcomms._registry import OperationRegistry
-    from graphcomms._tracker import OperationTracker
+# -- the registry on its own ---------------------------------------------------------
 
+
+@pytest.fixture
+async def runner() -> AsyncIterator[CallbackRunner]:
+    callbacks = CallbackRunner()
+    yield callbacks
+    await callbacks.aclose()
+
+
+def expect(
+    registry: OperationRegistry, runner: CallbackRunner, ctx: str
+) -> OperationTracker[PlayPromptOperation]:
+    """A pending playPrompt tracker on call ``c``, registered as before its POST."""
+    tracker: OperationTracker[PlayPromptOperation] = OperationTracker(
+        call_id="c", client_context=ctx, snapshot=PlayPromptOperation(), runner=runner
+    )
+    registry.expect(tracker)
+    return tracker
+
+
+def finish(
+    registry: OperationRegistry, runner: CallbackRunner, ctx: str, op_id: str
+) -> OperationTracker[PlayPromptOperation]:
+    """A tracker whose action's response was already terminal."""
+    tracker = expect(registry, runner, ctx)
+    registry.bind(tracker, op_id, PlayPromptOperation(id=op_id, status="completed"))
+    return tracker
+
+
+async def test_finished_work_memory_expires_without_a_sweeper(runner: CallbackRunner) -> None:
     now = [0.0]
     registry = OperationRegistry(late_grace=10.0, clock=lambda: now[0])
-    runner = CallbackRunner()
-
-    def finish(ctx: str, op_id: str) -> None:
-        tracker = OperationTracker(
-            call_id="c", client_context=ctx, snapshot=PlayPromptOperation(), runner=runner
-        )
-        registry.expect(tracker)
-        registry.bind(tracker, op_id, PlayPromptOperation(id=op_id, status="completed"))
-
-    finish("first", "op1")
+    finish(registry, runner, "first", "op1")
     assert registry._by_id["op1"] == registry._by_context["first"] == 10.0  # remembered
     now[0] = 11.0  # past the grace window: the next resolution lets it go
-    finish("second", "op2")
+    finish(registry, runner, "second", "op2")
     assert "op1" not in registry._by_id
     assert "first" not in registry._by_context
     assert registry._by_id["op2"] == 21.0
     assert registry.holds_nothing
-    await runner.aclose()
 
 
-async def test_unclaimed_early_notification_expires_when_other_work_resolves() -> None:
-    from graphcomms._events import CallbackRunner
-    from graphcomms._registry import OperationRegistry
-    from graphcomms._tracker import OperationTracker
-
+async def test_unclaimed_early_notification_expires_when_other_work_resolves(
+    runner: CallbackRunner,
+) -> None:
     now = [0.0]
     registry = OperationRegistry(early_ttl=5.0, clock=lambda: now[0])
     registry.apply("c", "nobody", PlayPromptOperation(status="completed"), deleted=True)
     assert registry.stats.early_pending == 1
     now[0] = 6.0  # no other early notification arrives; a resolution lets it go
-    runner = CallbackRunner()
-    tracker = OperationTracker(
-        call_id="c", client_context="ctx", snapshot=PlayPromptOperation(), runner=runner
-    )
-    registry.expect(tracker)
-    registry.bind(tracker, "op", PlayPromptOperation(id="op", status="completed"))
+    finish(registry, runner, "ctx", "op")
     assert registry.stats.early_pending == 0
     assert registry.stats.early_expired == 1
     assert registry.holds_nothing
-    await runner.aclose()
 
 
-async def test_a_finished_operations_context_can_be_reused_and_its_memory_spares_the_new_one() -> None:
-    from graphcomms._events import CallbackRunner
-    from graphcomms._registry import OperationRegistry
-    from graphcomms._tracker import OperationTracker
-
+async def test_a_finished_operations_context_can_be_reused_and_its_memory_spares_the_new_one(
+    runner: CallbackRunner,
+) -> None:
     now = [0.0]
     registry = OperationRegistry(late_grace=10.0, clock=lambda: now[0])
-    runner = CallbackRunner()
-
-    def track(ctx: str) -> OperationTracker[PlayPromptOperation]:
-        tracker: OperationTracker[PlayPromptOperation] = OperationTracker(
-            call_id="c", client_context=ctx, snapshot=PlayPromptOperation(), runner=runner
-        )
-        registry.expect(tracker)
-        return tracker
-
-    first = track("same")
-    registry.bind(first, "op1", PlayPromptOperation(id="op1", status="completed"))
+    first = finish(registry, runner, "same", "op1")
     assert first.done()
     # Pending work may not share a context; finished work does not block it.
-    second = track("same")
+    second = expect(registry, runner, "same")
     with pytest.raises(InvalidRequestError, match="already in use"):
-        track("same")
+        expect(registry, runner, "same")
     registry.bind(second, "op2", PlayPromptOperation(id="op2", status="running"))
     # The first one's memory expires; the second, pending under the same context,
     # is still found by it.
     now[0] = 11.0
     registry.sweep()
     assert "op1" not in registry._by_id
-    registry.apply("c", None, PlayPromptOperation(client_context="same", status="completed"), deleted=False)
+    registry.apply(
+        "c", None, PlayPromptOperation(client_context="same", status="completed"), deleted=False
+    )
     assert second.done()
     assert second.status == OperationStatus.COMPLETED
     # A late duplicate of either is counted, not buffered as early.
     registry.apply("c", "op2", PlayPromptOperation(status="completed"), deleted=True)
     assert registry.stats.duplicates == 1
     assert registry.stats.early_pending == 0
-    await runner.aclose()
 
 
-async def test_a_discarded_tracker_leaves_no_memory() -> None:
-    from graphcomms._events import CallbackRunner
-    from graphcomms._registry import OperationRegistry
-    from graphcomms._tracker import OperationTracker
-
+async def test_a_discarded_tracker_leaves_no_memory(runner: CallbackRunner) -> None:
     registry = OperationRegistry()
-    runner = CallbackRunner()
-    tracker = OperationTracker(
-        call_id="c", client_context="ctx", snapshot=PlayPromptOperation(), runner=runner
-    )
-    registry.expect(tracker)
+    tracker = expect(registry, runner, "ctx")
     registry.discard(tracker)
     assert registry.stats.pending == 0
     assert not registry._by_context
     assert registry.holds_nothing
     # Its context never reached Graph as far as we know: a notification naming it is
     # early, not a duplicate.
-    registry.apply("c", None, PlayPromptOperation(client_context="ctx", status="running"), deleted=False)
+    registry.apply(
+        "c", None, PlayPromptOperation(client_context="ctx", status="running"), deleted=False
+    )
     assert registry.stats.early_pending == 1
-    await runner.aclose()
 
 
-async def test_a_long_calls_finished_trackers_do_not_pile_up() -> None:
+async def test_a_long_calls_finished_trackers_do_not_pile_up(runner: CallbackRunner) -> None:
     """Many operations on one call, one after another: the per-call list stays small
     and the call's end fails only what is still pending."""
-    from graphcomms._events import CallbackRunner
-    from graphcomms._registry import OperationRegistry
-    from graphcomms._tracker import OperationTracker
-
     registry = OperationRegistry()
-    runner = CallbackRunner()
     pending = []
     for n in range(1000):
-        tracker: OperationTracker[PlayPromptOperation] = OperationTracker(
-            call_id="c", client_context=f"ctx-{n}", snapshot=PlayPromptOperation(), runner=runner
-        )
-        registry.expect(tracker)
         if n % 100 == 0:
-            pending.append(tracker)  # one in a hundred is still running at the end
+            # One in a hundred is still running at the end.
+            pending.append(expect(registry, runner, f"ctx-{n}"))
         else:
-            registry.bind(tracker, f"op-{n}", PlayPromptOperation(id=f"op-{n}", status="completed"))
+            finish(registry, runner, f"ctx-{n}", f"op-{n}")
         of_call = registry._by_call["c"]
         assert of_call.live == len(pending)
         assert len(of_call.trackers) <= 2 * of_call.live + 17
@@ -804,22 +784,14 @@ async def test_a_long_calls_finished_trackers_do_not_pile_up() -> None:
     assert registry.stats.call_ended == 10
     assert "c" not in registry._by_call
     assert registry.holds_nothing
-    await runner.aclose()
 
 
-async def test_finished_work_memory_is_bounded_by_count_oldest_first() -> None:
-    from graphcomms._events import CallbackRunner
-    from graphcomms._registry import OperationRegistry
-    from graphcomms._tracker import OperationTracker
-
+async def test_finished_work_memory_is_bounded_by_count_oldest_first(
+    runner: CallbackRunner,
+) -> None:
     registry = OperationRegistry(recent_limit=3, late_grace=1e9)
-    runner = CallbackRunner()
     for n in range(5):
-        tracker: OperationTracker[PlayPromptOperation] = OperationTracker(
-            call_id="c", client_context=f"ctx-{n}", snapshot=PlayPromptOperation(), runner=runner
-        )
-        registry.expect(tracker)
-        registry.bind(tracker, f"op-{n}", PlayPromptOperation(id=f"op-{n}", status="completed"))
+        finish(registry, runner, f"ctx-{n}", f"op-{n}")
     # The two oldest are forgotten by both keys; the three newest are remembered.
     assert set(registry._by_id) == {"op-2", "op-3", "op-4"}
     assert set(registry._by_context) == {"ctx-2", "ctx-3", "ctx-4"}
@@ -828,4 +800,3 @@ async def test_finished_work_memory_is_bounded_by_count_oldest_first() -> None:
     assert registry.stats.duplicates == 1
     registry.apply("c", "op-0", PlayPromptOperation(status="completed"), deleted=True)
     assert registry.stats.early_pending == 1  # forgotten: it looks early now
-    await runner.aclose()
