@@ -249,12 +249,20 @@ class GraphEmulator:
         """
         return self._signing_keys().rotate()
 
-    def make_token(self, *, lifetime: float = 3600.0, **claims: Any) -> str:
+    def make_token(
+        self,
+        *,
+        lifetime: float = 3600.0,
+        signing_key: Any = None,
+        kid: str | None = None,
+        **claims: Any,
+    ) -> str:
         """A token like the notifications carry, signed with the current key.
 
         For webhook tests: ``claims`` override the standard ones (iss, aud, tid, iat,
         nbf, exp); a claim given as None is left out; a negative ``lifetime`` makes an
-        expired token.
+        expired token. ``signing_key`` (an RSA private key) and ``kid`` forge one: the
+        right claims, signed by someone else, under this emulator's key id or another.
         """
         return self._signing_keys().sign(
             issuer=self.issuer,
@@ -262,6 +270,8 @@ class GraphEmulator:
             tenant_id=self.tenant_id,
             lifetime=lifetime,
             extra=claims,
+            key=signing_key,
+            kid=kid,
         )
 
     def fail_next(

@@ -58,8 +58,13 @@ class SigningKeys:
         tenant_id: str,
         lifetime: float = 3600.0,
         extra: Mapping[str, Any] | None = None,
+        key: Any = None,
+        kid: str | None = None,
     ) -> str:
-        """A bearer token like Graph's callbacks carry: iss, aud, tid, iat, nbf, exp."""
+        """A bearer token like Graph's callbacks carry: iss, aud, tid, iat, nbf, exp.
+
+        ``key`` signs instead of the current key (a forger's), ``kid`` names another key.
+        """
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": issuer,
@@ -73,4 +78,9 @@ class SigningKeys:
             claims.update(extra)
         # A None in extra removes the claim, so tests can mint a token without, say, tid.
         claims = {k: v for k, v in claims.items() if v is not None}
-        return jwt.encode(claims, self._keys[-1][1], algorithm="RS256", headers={"kid": self.kid})
+        return jwt.encode(
+            claims,
+            self._keys[-1][1] if key is None else key,
+            algorithm="RS256",
+            headers={"kid": self.kid if kid is None else kid},
+        )

@@ -273,15 +273,9 @@ def _mint_tokens(emulator: Any, count: int) -> _Tokens:
 
     valid = [emulator.make_token(jti=f"flood-{i}") for i in range(count)]
     attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = int(time.time())
-    claims = {
-        "iss": emulator.issuer,
-        "aud": emulator.app_id,
-        "tid": emulator.tenant_id,
-        "iat": now,
-        "nbf": now,
-        "exp": now + 3600,
-    }
+    # The right claims, unsigned: the emulator's own, read back from one of its tokens.
+    claims = jwt.decode(valid[0], options={"verify_signature": False})
+    claims.pop("jti", None)
     forged: list[tuple[str, str | None]] = [
         ("no token", None),
         ("not bearer", "Basic Zm9vOmJhcg=="),
@@ -290,14 +284,9 @@ def _mint_tokens(emulator: Any, count: int) -> _Tokens:
     ]
     for i in range(32):
         # Our kid, an attacker's key: each costs the receiver one RSA verification.
-        token = jwt.encode(
-            {**claims, "jti": f"forged-{i}"},
-            attacker,
-            algorithm="RS256",
-            headers={"kid": emulator.kid},
-        )
+        token = emulator.make_token(signing_key=attacker, jti=f"forged-{i}")
         forged.append(("bad signature", f"Bearer {token}"))
-    unknown = jwt.encode(claims, attacker, algorithm="RS256", headers={"kid": "attacker-key"})
+    unknown = emulator.make_token(signing_key=attacker, kid="attacker-key")
     forged.append(("unknown key", f"Bearer {unknown}"))
     forged.append(("expired", f"Bearer {emulator.make_token(lifetime=-3600)}"))
     forged.append(("wrong issuer", f"Bearer {emulator.make_token(iss='https://evil.example')}"))

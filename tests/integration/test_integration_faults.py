@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import aiohttp
-import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from integration_support import bot_on, place_call
@@ -546,16 +545,7 @@ def _completion(call: CallHandle, tracker: Any) -> bytes:
 
 def _foreign_token(emulator: GraphEmulator, kid: str) -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = int(time.time())
-    claims = {
-        "iss": emulator.issuer,
-        "aud": emulator.app_id,
-        "tid": emulator.tenant_id,
-        "iat": now,
-        "nbf": now,
-        "exp": now + 3600,
-    }
-    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+    return emulator.make_token(signing_key=key, kid=kid)
 
 
 async def test_forged_notifications_are_refused_and_change_nothing(
