@@ -17,7 +17,7 @@ from graphcomms._converter import (
     structure_participant,
     unstructure,
 )
-from graphcomms._events import CallbackRunner, Channel
+from graphcomms._events import CallbackRunner, Channel, cancel_and_wait
 from graphcomms._http import GRAPH_V1, HttpResponse, HttpTransport, RetryPolicy
 from graphcomms._ingest import Ingestor
 from graphcomms._reconcile import Reconciler
@@ -190,10 +190,9 @@ class CommsClient:
         if self._closed:
             return
         self._closed = True
-        tasks = [t for t in (self._source_task, self._reconciler_task) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(
+            t for t in (self._source_task, self._reconciler_task) if t is not None
+        )
         if self._reconciler is not None:
             await self._reconciler.aclose()
         self._registry.close()

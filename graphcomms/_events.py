@@ -12,10 +12,10 @@ import asyncio
 import inspect
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["CallbackRunner", "Channel"]
+__all__ = ["CallbackRunner", "Channel", "cancel_and_wait"]
 
 T = TypeVar("T")
 
@@ -72,11 +72,7 @@ class CallbackRunner:
 
     async def aclose(self) -> None:
         """Cancel every callback task still running and wait for them to end."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
 
@@ -188,3 +184,13 @@ class _Subscription(AsyncIterator[T]):
         self._channel._unsubscribe(self)
         self._items.clear()
         self._items.append(_END)
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended, whatever it ended with: what every
+    ``aclose()`` does with the tasks it started."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)

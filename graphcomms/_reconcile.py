@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from graphcomms._events import cancel_and_wait
 from graphcomms._registry import OperationRegistry
 from graphcomms._tracker import OperationTracker
 from graphcomms.errors import GraphCommsError, NotFoundError, ResponseError
@@ -83,11 +84,7 @@ class Reconciler:
         return len(started)
 
     async def aclose(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
 
     def _start_pass(self) -> list[asyncio.Task[None]]:
         """Start reconciling each call that has silent trackers or a long state waiter

@@ -20,6 +20,7 @@ from typing import Any, Final, TypeGuard
 import aiohttp
 import attrs
 
+from graphcomms._events import cancel_and_wait
 from graphcomms.errors import GraphCommsError
 
 try:
@@ -249,10 +250,8 @@ class TokenValidator:
         if self._closed:
             return
         self._closed = True
-        task = self._refresh_task
-        if task is not None:
-            task.cancel()
-            await asyncio.wait((task,))
+        if self._refresh_task is not None:
+            await cancel_and_wait((self._refresh_task,))
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
