@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from aioresponses import aioresponses
+from async_support import collect, settle
 from yarl import URL
 
 from graphcomms import (
@@ -60,8 +61,6 @@ from graphcomms.models import (
     UpdateRecordingStatusOperation,
 )
 from graphcomms.testing import make_notification, make_operation
-
-T = TypeVar("T")
 
 GRAPH = "https://graph.test/v1.0/"
 CALLBACK = "https://bot.test/cb"
@@ -266,20 +265,6 @@ def returns_without_suspending(coro: Coroutine[Any, Any, Any]) -> Any:
         return stop.value
     coro.close()
     raise AssertionError("the coroutine suspended")
-
-
-async def collect(items: AsyncIterator[T]) -> list[T]:
-    """Everything ``items`` yields until it ends; fails instead of hanging."""
-
-    async def drain() -> list[T]:
-        return [item async for item in items]
-
-    return await asyncio.wait_for(drain(), 1)
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 # -- operation actions: request and tracker ----------------------------------------

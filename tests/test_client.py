@@ -8,11 +8,12 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import pytest
 from aioresponses import aioresponses
+from async_support import collect, settle
 from yarl import URL
 
 from graphcomms import (
@@ -42,8 +43,6 @@ from graphcomms.models import (
 )
 from graphcomms.testing import FakeNotificationSource, make_notification, make_operation
 from graphcomms.typing import NotificationPayload
-
-T = TypeVar("T")
 
 TOKEN = "secret-token"
 GRAPH = "https://graph.test/v1.0/"
@@ -154,20 +153,6 @@ def participant_json(pid: str, *, muted: bool) -> dict[str, Any]:
 
 def recording(**fields: Any) -> RecordOperation:
     return make_operation(RecordOperation, status="completed", id=OP_ID, **fields)
-
-
-async def collect(items: AsyncIterator[T]) -> list[T]:
-    """Everything ``items`` yields until it ends; fails instead of hanging."""
-
-    async def drain() -> list[T]:
-        return [item async for item in items]
-
-    return await asyncio.wait_for(drain(), 1)
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 def shows_token(exc: BaseException) -> bool:

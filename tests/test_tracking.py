@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aioresponses import CallbackResult, aioresponses
+from async_support import settle
 
 from graphcomms import (
     CallEndedError,
@@ -100,11 +101,6 @@ def completion(ctx: str | None, *, op_id: str = OP_ID, **fields: Any) -> dict[st
         PlayPromptOperation, status="completed", id=op_id, client_context=ctx, **fields
     )
     return make_notification(op, call_id=CALL_ID)
-
-
-async def settle() -> None:
-    for _ in range(3):
-        await asyncio.sleep(0)
 
 
 # -- the action's response --------------------------------------------------------
