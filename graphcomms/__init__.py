@@ -14,10 +14,12 @@ and the emulator and test helpers in :mod:`graphcomms.testing`.
 
 from typing import Any
 
-from graphcomms._call import CallHandle, ParticipantHandle, PendingAction
+from graphcomms._actions import PendingAction
+from graphcomms._call import CallHandle, ParticipantHandle
 from graphcomms._client import CommsClient
-from graphcomms._http import GRAPH_BETA, GRAPH_V1, RetryPolicy
-from graphcomms._registry import ClientStats
+from graphcomms._http import GRAPH_BETA, GRAPH_V1
+from graphcomms._settings import Limits, RetryPolicy, TrackingSettings
+from graphcomms._stats import ClientStats
 from graphcomms._tracker import OperationTracker
 from graphcomms.errors import (
     CallEndedError,
@@ -63,6 +65,7 @@ __all__ = [
     "IdentitySet",
     "InvalidRequestError",
     "InvitationParticipantInfo",
+    "Limits",
     "MediaPrompt",
     "OperationFailedError",
     "OperationStatus",
@@ -79,6 +82,7 @@ __all__ = [
     "ThrottledError",
     "Tone",
     "ToneInfo",
+    "TrackingSettings",
     "TransportError",
 ]
 

@@ -1,20 +1,24 @@
-"""Call and participant handles: a typed method per Graph action, and the call's state
-as notifications change it."""
+"""Call and participant handles: every action on a call, and the call's state as
+notifications change it.
+
+Each action is declared once, as a request model (:mod:`graphcomms.models.requests`);
+the methods here are one-liners that build one and hand it to :meth:`CallHandle.send`
+(operation actions) or the sender's ``control`` (actions Graph answers without an
+operation). The call's state is a :class:`~graphcomms._callstate.CallProjection` that
+the client's call table feeds; the handle publishes what changed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, Protocol, TypeVar
 
-import attrs
-
+from graphcomms._actions import ActionSender, PendingAction
+from graphcomms._callstate import CallProjection
 from graphcomms._events import CallbackRunner, Channel
-from graphcomms._routing import normalize_id
-from graphcomms._tracker import OperationTracker
+from graphcomms._routing import call_path, normalize_id, path_segment
 from graphcomms.errors import CallEndedError, InvalidRequestError
 from graphcomms.models import (
     AddLargeGalleryViewOperation,
@@ -31,17 +35,20 @@ from graphcomms.models import (
     ChangeScreenSharingRoleRequest,
     ChangeType,
     CommsOperation,
+    ControlRequest,
     IncomingCallOptions,
     InvitationParticipantInfo,
     InviteParticipantsOperation,
     InviteParticipantsRequest,
     MediaConfig,
+    MediaPrompt,
     Modality,
     MuteAllRequest,
     MuteParticipantOperation,
     MuteParticipantRequest,
     MuteParticipantsOperation,
     MuteRequest,
+    OperationRequest,
     Participant,
     ParticipantInfo,
     PlayPromptOperation,
@@ -84,51 +91,24 @@ from graphcomms.models import (
     UpdateRecordingStatusRequest,
 )
 
-if TYPE_CHECKING:
-    from graphcomms._client import CommsClient
-
-__all__ = ["CallHandle", "ParticipantHandle", "PendingAction"]
+__all__ = ["CallHandle", "ParticipantHandle", "PromptLike"]
 
 OpT = TypeVar("OpT", bound=CommsOperation)
 
-_TONES_REMEMBERED = 1024
+PromptLike = Prompt | str
+"""A prompt, or the URL of a WAV file (``MediaPrompt.from_uri``)."""
 
-# Graph may deliver `establishing` after `established`; these never follow it.
-_BEFORE_ESTABLISHED = frozenset({CallState.INCOMING, CallState.ESTABLISHING, CallState.RINGING})
+_STATES = {state.value.lower(): state for state in CallState}
 
 
-class PendingAction(Generic[OpT]):
-    """An action not yet sent. ``await`` it for the tracker once Graph accepted it, or
-    use it as ``async with`` to have a media operation cancelled server-side when the
-    block exits before the operation ended."""
+class CallTableLike(Protocol):
+    """What a handle tells the client's call table (``graphcomms._calls.CallTable``)."""
 
-    __slots__ = ("_coro", "_tracker", "request")
+    def claim(self, handle: CallHandle) -> None:
+        """The bot acts on ``handle``'s call: it is tracked from now on."""
 
-    def __init__(self, request: Any, coro: Coroutine[Any, Any, OperationTracker[OpT]]) -> None:
-        #: The request model that will be sent.
-        self.request = request
-        self._coro = coro
-        self._tracker: OperationTracker[OpT] | None = None
-
-    def close(self) -> None:
-        """Discard the action without sending it."""
-        self._coro.close()
-
-    def __await__(self) -> Generator[Any, None, OperationTracker[OpT]]:
-        return self._coro.__await__()
-
-    async def __aenter__(self) -> OperationTracker[OpT]:
-        self._tracker = await self._coro
-        return self._tracker
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._tracker is not None:
-            await self._tracker.__aexit__(exc_type, exc, tb)
+    def apply_read(self, handle: CallHandle, call: Call | None) -> None:
+        """``call`` was read back from Graph (``None``: Graph answered 404)."""
 
 
 class CallHandle:
@@ -139,79 +119,84 @@ class CallHandle:
     is the call as the notifications so far describe it.
     """
 
-    def __init__(self, client: CommsClient, call_id: str, runner: CallbackRunner) -> None:
-        self._client = client
-        #: The id as Graph spelled it; ``key`` is the normalised form.
+    def __init__(
+        self,
+        call_id: str,
+        *,
+        actions: ActionSender,
+        table: CallTableLike,
+        runner: CallbackRunner,
+    ) -> None:
+        #: The id as Graph spelled it (it goes back into request paths, encoded).
         self.id = call_id
+        #: The id normalised (lower case, no hyphens), as notifications are matched.
         self.key = normalize_id(call_id)
-        self._snapshot = Call(id=call_id)
-        self._runner = runner
+        self._actions = actions
+        self._table = table
+        self._state = CallProjection(Call(id=call_id))
         self._states: Channel[Call] = Channel(runner)
         self._tones: Channel[ToneInfo] = Channel(runner)
         self._roster: Channel[tuple[Participant, ...]] = Channel(runner)
-        self._participants: dict[str, Participant] = {}
-        #: Set when the bot asked for delta rosters (only changed participants sent).
-        self.delta_roster = False
-        # Tones already delivered, by sequenceId: a duplicate is dropped, a late one
-        # (Graph may reorder) is still delivered. Bounded: a call has few tones.
-        self._tones_seen: set[int] = set()
-        self._tones_order: deque[int] = deque()
-        self._latest_tone = -1
         self._closed_error: BaseException | None = None
-        #: Monotonic time the oldest current state waiter started; ``None`` if none.
-        self.waiting_since: float | None = None
-        #: Monotonic time ``hang_up()`` was accepted; ``None`` before.
-        self.hung_up_at: float | None = None
-        self._state_waiters: list[tuple[frozenset[CallState | str], asyncio.Future[Call]]] = []
-        # One bound method for all of this call's media trackers, not one per tracker:
-        # a pending tracker should hold as few objects as it can.
+        self._state_waiters: list[tuple[frozenset[CallState], asyncio.Future[Call]]] = []
+        # Set when the bot answered asking for delta rosters (only changed participants
+        # are sent); a call the bot created says so in its own call options.
+        self._delta_roster = False
+        # Monotonic times, read by the call table for reconciliation: since when someone
+        # waits on this call's state, and when hang_up() was accepted.
+        self._waiting_since: float | None = None
+        self._hung_up_at: float | None = None
+        # One bound method for all of this call's media trackers, not one per tracker.
         self._cancel_hook = self._cancel_media
 
     # -- state ---------------------------------------------------------------------
 
     @property
     def snapshot(self) -> Call:
-        return self._snapshot
+        return self._state.snapshot
 
     @property
     def state(self) -> CallState | str | None:
-        return self._snapshot.state
+        return self._state.snapshot.state
 
     @property
     def result_info(self) -> ResultInfo | None:
         """Why the call ended, once it has."""
-        return self._snapshot.result_info
+        return self._state.snapshot.result_info
 
     @property
     def ended(self) -> bool:
-        return self._snapshot.state is CallState.TERMINATED
+        return self._state.ended
 
     @property
     def participants(self) -> dict[str, Participant]:
-        """The roster as last reported, by participant id."""
-        return dict(self._participants)
+        """The roster as last reported, by participant id (a copy)."""
+        return dict(self._state.participants)
 
     async def wait_for_state(self, *states: CallState | str, timeout: float | None = None) -> Call:
         """Wait until the call is in one of ``states``; returns the snapshot then.
 
         Returns at once if it already is. Raises ``CallEndedError`` if the call ends
-        first (unless ``terminated`` is among ``states``) and the builtin
-        ``TimeoutError`` after ``timeout`` seconds.
+        first (unless ``terminated`` is among ``states``), the builtin ``TimeoutError``
+        after ``timeout`` seconds, and ``InvalidRequestError`` at once for a state that
+        Graph does not have.
         """
-        wanted = frozenset(states)
-        if self._snapshot.state in wanted:
-            return self._snapshot
+        wanted = frozenset(_call_state(s) for s in states)
+        if not wanted:
+            raise InvalidRequestError("wait_for_state needs at least one state")
+        snapshot = self._state.snapshot
+        if snapshot.state in wanted:
+            return snapshot
         if self._closed_error is not None:
             raise self._closed_error
         if self.ended:
             raise CallEndedError(call_id=self.id, result_info=self.result_info)
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Call] = loop.create_future()
+        self._table.claim(self)
+        waiter: asyncio.Future[Call] = asyncio.get_running_loop().create_future()
         entry = (wanted, waiter)
         if not self._state_waiters:
-            # Since when somebody waits on this call's state: a lost state notification
-            # is then recovered by reading the call back (see the client's reconciler).
-            self.waiting_since = time.monotonic()
+            # A lost state notification is then recovered by reading the call back.
+            self._waiting_since = time.monotonic()
         self._state_waiters.append(entry)
         try:
             done, _ = await asyncio.wait((waiter,), timeout=timeout)
@@ -221,16 +206,17 @@ class CallHandle:
                 )
             return waiter.result()
         finally:
-            if entry in self._state_waiters:
-                self._state_waiters.remove(entry)
+            self._state_waiters.remove(entry)
             if not self._state_waiters:
-                self.waiting_since = None
+                self._waiting_since = None
 
     def states(self) -> AsyncIterator[Call]:
         """Each new call snapshot whose state changed, until the call ends."""
+        self._table.claim(self)
         return self._states.subscribe()
 
     def on_state(self, fn: Callable[[Call], Any]) -> None:
+        self._table.claim(self)
         self._states.add_callback(fn)
 
     def tones(self) -> AsyncIterator[ToneInfo]:
@@ -240,102 +226,101 @@ class CallHandle:
         Graph may deliver a tone late (out of order): it is still delivered, and its
         ``sequence_id`` says where it belongs. Repeats of a ``sequence_id`` are dropped.
         """
+        self._table.claim(self)
         return self._tones.subscribe()
 
     def on_tone(self, fn: Callable[[ToneInfo], Any]) -> None:
+        self._table.claim(self)
         self._tones.add_callback(fn)
 
     def roster(self) -> AsyncIterator[tuple[Participant, ...]]:
         """Each roster update: the participants it names."""
+        self._table.claim(self)
         return self._roster.subscribe()
 
     def on_roster(self, fn: Callable[[tuple[Participant, ...]], Any]) -> None:
+        self._table.claim(self)
         self._roster.add_callback(fn)
 
     def participant(self, participant_id: str) -> ParticipantHandle:
         return ParticipantHandle(self, participant_id)
 
-    # -- driven by ingestion -------------------------------------------------------
+    # -- driven by the call table --------------------------------------------------
 
-    def _apply(self, change: ChangeType | str, update: Call) -> None:
-        old = self._snapshot
-        if old.state is CallState.TERMINATED:
-            return  # nothing follows the end; a straggler must not revive the call
-        new_state = update.state
-        if change is ChangeType.DELETED and new_state is None:
-            update = _evolve_state(update, CallState.TERMINATED)
-        elif (
-            new_state in _BEFORE_ESTABLISHED
-            and old.state not in _BEFORE_ESTABLISHED
-            and (old.state is not None)
-        ):
-            update = _evolve_state(update, None)  # a late `establishing`: keep the newer state
-        if update.tone_info is not None:
-            tone = update.tone_info
-            self._receive_tone(tone)
-            seq = tone.sequence_id
-            if seq is not None:
-                if seq < self._latest_tone:
-                    update = attrs.evolve(update, tone_info=None)  # keep the newer one
-                else:
-                    self._latest_tone = seq
-        snapshot = old.merged(update)
-        self._snapshot = snapshot
-        if snapshot.state != old.state:
+    def _receive(self, change: ChangeType | str, update: Call) -> None:
+        """A call snapshot from a notification or a read-back."""
+        changed = self._state.apply(change, update)
+        if changed.tone is not None:
+            self._tones.publish(changed.tone)
+        snapshot = changed.state_changed
+        if snapshot is not None:
             self._states.publish(snapshot)
-            for wanted, waiter in list(self._state_waiters):
+            for wanted, waiter in self._state_waiters:
                 if snapshot.state in wanted and not waiter.done():
                     waiter.set_result(snapshot)
-        if snapshot.state is CallState.TERMINATED:
-            self._end()
+            if self._state.ended:
+                self._close()
 
-    def _receive_tone(self, tone: ToneInfo) -> None:
-        seq = tone.sequence_id
-        if seq is not None:
-            if seq in self._tones_seen:
-                return
-            self._tones_seen.add(seq)
-            self._tones_order.append(seq)
-            if len(self._tones_order) > _TONES_REMEMBERED:
-                self._tones_seen.discard(self._tones_order.popleft())
-        self._tones.publish(tone)
+    def _receive_roster(self, participants: tuple[Participant, ...], deleted: bool) -> None:
+        options = self._state.snapshot.call_options
+        delta = self._delta_roster or bool(options and options.is_delta_roster_enabled)
+        self._state.apply_roster(participants, delta=delta, deleted=deleted)
+        self._roster.publish(participants)
 
-    def _apply_roster(self, participants: Sequence[Participant], deleted: bool) -> None:
-        """A roster notification. Without delta rosters Graph sends the whole roster, so
-        it replaces the known one. ``rosterSequenceNumber`` says when each participant
-        last changed, so a late, older record of a participant never overwrites a newer
-        one (the number is per participant: a current roster may carry old numbers)."""
-        full = not self.delta_roster and not deleted
-        before = self._participants
-        after = {} if full else before  # a full roster replaces, a delta updates in place
-        for p in participants:
-            if p.id is None:
-                continue
-            old = before.get(p.id)
-            if old is not None and _older(p, old):
-                if full:
-                    after[p.id] = old
-            elif deleted or p.removed_state is not None:
-                after.pop(p.id, None)
-            else:
-                after[p.id] = p
-        self._participants = after
-        self._roster.publish(tuple(participants))
+    def _watched_since(self) -> float | None:
+        """Since when (monotonic) a lost state notification matters to this call: the
+        oldest current state waiter's start, or the accepted hang-up."""
+        times = [t for t in (self._waiting_since, self._hung_up_at) if t is not None]
+        return min(times) if times else None
 
-    def _end(self, error: BaseException | None = None) -> None:
+    def _close(self, error: BaseException | None = None) -> None:
+        """The call ended (``error`` is None) or the client closed (``error``): wake
+        state waiters and end every iterator."""
         if error is not None:
             self._closed_error = error
         ended = error or CallEndedError(call_id=self.id, result_info=self.result_info)
         for wanted, waiter in self._state_waiters:
             if not waiter.done():
                 if CallState.TERMINATED in wanted and error is None:
-                    waiter.set_result(self._snapshot)
+                    waiter.set_result(self._state.snapshot)
                 else:
                     waiter.set_exception(ended)
-        self._state_waiters.clear()
         self._states.close()
         self._tones.close()
         self._roster.close()
+
+    # -- sending -------------------------------------------------------------------
+
+    def send(
+        self,
+        request: OperationRequest[OpT],
+        *,
+        timeout: float | None = None,
+        participant_id: str | None = None,
+    ) -> PendingAction[OpT]:
+        """Send any operation action on this call; what every action method does.
+
+        ``await`` the result for a tracker of the request's operation type.
+        ``timeout`` overrides the client's ``operation_timeout`` for this operation.
+        ``participant_id`` is for actions on one participant (see :meth:`participant`).
+        Media operations (playPrompt, record, sendDtmfTones) can be cancelled through
+        their tracker.
+        """
+        self._table.claim(self)
+        return self._actions.send(
+            self.id,
+            request,
+            participant_id=participant_id,
+            timeout=timeout,
+            cancel_hook=self._cancel_hook if request.media else None,
+        )
+
+    async def _control(self, request: ControlRequest, participant_id: str | None = None) -> None:
+        self._table.claim(self)
+        await self._actions.control(self.id, request, participant_id=participant_id)
+
+    async def _cancel_media(self) -> object:
+        return await self.cancel_media_processing()
 
     # -- call control --------------------------------------------------------------
 
@@ -351,26 +336,24 @@ class CallHandle:
         """Answer an incoming call (within 15 s of its notification). Returns once Graph
         accepted (202); ``wait_for_state("established")`` follows the outcome.
 
-        ``media_config`` defaults to service-hosted media, which IVR actions need.
+        ``media_config`` defaults to service-hosted media, which IVR actions need;
+        ``callback_uri`` to the client's.
         """
-        self.delta_roster = bool(call_options and call_options.is_delta_roster_enabled)
-        await self._client._post_action(
-            self,
+        self._delta_roster = bool(call_options and call_options.is_delta_roster_enabled)
+        await self._control(
             AnswerRequest(
-                callback_uri=callback_uri or self._client.callback_uri,
+                callback_uri=callback_uri or self._actions.callback_uri,
                 media_config=media_config or ServiceHostedMediaConfig(),
                 accepted_modalities=tuple(accepted_modalities),
                 participant_capacity=participant_capacity,
                 call_options=call_options,
-            ),
+            )
         )
 
     async def reject(
         self, *, reason: RejectReason | str | None = None, callback_uri: str | None = None
     ) -> None:
-        await self._client._post_action(
-            self, RejectRequest(reason=reason, callback_uri=callback_uri)
-        )
+        await self._control(RejectRequest(reason=reason, callback_uri=callback_uri))
 
     async def redirect(
         self,
@@ -381,15 +364,14 @@ class CallHandle:
         mask_callee: bool | None = None,
         mask_caller: bool | None = None,
     ) -> None:
-        await self._client._post_action(
-            self,
+        await self._control(
             RedirectRequest(
                 targets=tuple(targets),
                 timeout=timeout,
                 callback_uri=callback_uri,
                 mask_callee=mask_callee,
                 mask_caller=mask_caller,
-            ),
+            )
         )
 
     async def transfer(
@@ -400,62 +382,59 @@ class CallHandle:
     ) -> None:
         """Ask Graph to transfer. Success ends this call (``terminated``, 0/7015); failure
         returns it to ``established`` with a 500/7000 resultInfo."""
-        await self._client._post_action(
-            self, TransferRequest(transfer_target=transfer_target, transferee=transferee)
-        )
+        await self._control(TransferRequest(transfer_target=transfer_target, transferee=transferee))
 
     async def change_screen_sharing_role(self, role: ScreenSharingRole | str) -> None:
-        await self._client._post_action(self, ChangeScreenSharingRoleRequest(role=role))
+        await self._control(ChangeScreenSharingRoleRequest(role=role))
 
     async def keep_alive(self) -> None:
         """Tell Graph the bot is alive (at least every 45 min). Raises ``NotFoundError``
         when the call has already ended."""
-        await self._client._request("POST", f"communications/calls/{self.id}/keepAlive")
+        await self._actions.request("POST", call_path(self.id, "keepAlive"))
 
     async def hang_up(self) -> None:
         """``DELETE`` the call; ``terminating`` then ``terminated`` notifications follow."""
-        await self._client._request("DELETE", f"communications/calls/{self.id}")
-        # If the `terminated` notification is lost, the reconciler reads the call back
-        # (a 404 ends it) rather than keeping a dead call's handle forever.
-        self.hung_up_at = time.monotonic()
+        self._table.claim(self)
+        await self._actions.request("DELETE", call_path(self.id))
+        # If the `terminated` notification is lost, the call is read back (a 404 ends
+        # it) rather than a dead call's handle being kept forever.
+        self._hung_up_at = time.monotonic()
 
     async def refresh(self) -> Call:
         """``GET`` the call from Graph and lay it over the known snapshot."""
-        call = await self._client._get_call(self.id)
-        # Through the client, as a notification would go: an ended call also fails
-        # its pending operations and leaves the client's table of live calls.
-        self._client._call_read(self.key, self.id, call)
-        return self._snapshot
+        call = await self._actions.get_call(self.id)
+        # As a notification would go: an ended call also fails its pending operations.
+        self._table.apply_read(self, call)
+        return self._state.snapshot
 
     async def list_participants(self) -> list[Participant]:
-        return await self._client._list_participants(self.id)
+        return await self._actions.list_participants(self.id)
 
     async def get_operation(self, operation_id: str) -> CommsOperation:
         """``GET .../operations/{id}``: Graph documents it for addLargeGalleryView only."""
-        return await self._client._get_operation(self.id, operation_id)
+        return await self._actions.get_operation(self.id, operation_id)
 
     # -- media and operation actions ----------------------------------------------
 
     def play_prompt(
         self,
-        prompts: Iterable[Prompt],
+        prompts: PromptLike | Iterable[PromptLike],
         *,
         client_context: str | None = None,
         loop: bool | None = None,
         timeout: float | None = None,
     ) -> PendingAction[PlayPromptOperation]:
-        """Play 1 to 20 prompts. ``loop`` (beta) plays until cancelled and never sends
-        a completion. ``timeout`` overrides the client's ``operation_timeout``."""
-        return self._operation(
-            PlayPromptRequest(prompts=tuple(prompts), client_context=client_context, loop=loop),
-            timeout=timeout,
-            cancellable=True,
+        """Play one prompt or up to 20 (a ``MediaPrompt``, or a WAV file's URL).
+        ``loop`` (beta) plays until cancelled and never sends a completion."""
+        request = PlayPromptRequest(
+            prompts=_prompts(prompts), client_context=client_context, loop=loop
         )
+        return self.send(request, timeout=timeout)
 
     def record_response(
         self,
         *,
-        prompts: Iterable[Prompt] | None = None,
+        prompts: PromptLike | Iterable[PromptLike] | None = None,
         barge_in_allowed: bool | None = None,
         initial_silence_timeout: int | None = None,
         max_silence_timeout: int | None = None,
@@ -465,49 +444,40 @@ class CallHandle:
         client_context: str | None = None,
         stream_while_recording: bool | None = None,
         timeout: float | None = None,
+        legacy: bool = False,
     ) -> PendingAction[RecordOperation]:
         """Record the caller. Timeouts are whole seconds, 1 to 120 each. Fetch the
-        result with ``client.download_recording(operation)``."""
-        return self._operation(
-            RecordResponseRequest(
-                prompts=None if prompts is None else tuple(prompts),
-                barge_in_allowed=barge_in_allowed,
-                initial_silence_timeout_in_seconds=initial_silence_timeout,
-                max_silence_timeout_in_seconds=max_silence_timeout,
-                max_record_duration_in_seconds=max_record_duration,
-                play_beep=play_beep,
-                stop_tones=None if stop_tones is None else tuple(stop_tones),
-                client_context=client_context,
-                stream_while_recording=stream_while_recording,
-            ),
-            timeout=timeout,
-            cancellable=True,
+        result with ``client.download_recording(operation)``. ``legacy`` posts to the
+        old beta ``record`` action instead (see :meth:`record`)."""
+        request = (RecordRequest if legacy else RecordResponseRequest)(
+            prompts=None if prompts is None else _prompts(prompts),
+            barge_in_allowed=barge_in_allowed,
+            initial_silence_timeout_in_seconds=initial_silence_timeout,
+            max_silence_timeout_in_seconds=max_silence_timeout,
+            max_record_duration_in_seconds=max_record_duration,
+            play_beep=play_beep,
+            stop_tones=None if stop_tones is None else tuple(stop_tones),
+            client_context=client_context,
+            stream_while_recording=stream_while_recording,
         )
+        return self.send(request, timeout=timeout)
 
     def record(self, **kwargs: Any) -> PendingAction[RecordOperation]:
         """The legacy beta ``record`` action: ``record_response``'s arguments, posted to
         ``.../record``."""
-        pending = self.record_response(**kwargs)
-        # Build (and validate) the body once through record_response, then re-post it
-        # under the legacy path; the unsent coroutine is closed so it cannot warn.
-        request = pending.request
-        pending.close()
-        legacy = RecordRequest(
-            **{a.name: getattr(request, a.name) for a in attrs.fields(RecordResponseRequest)}
-        )
-        return self._operation(legacy, timeout=kwargs.get("timeout"), cancellable=True)
+        return self.record_response(**kwargs, legacy=True)
 
     def cancel_media_processing(
         self, *, client_context: str | None = None
     ) -> PendingAction[CancelMediaProcessingOperation]:
         """Cancel every queued and running media operation on the call."""
-        return self._operation(CancelMediaProcessingRequest(client_context=client_context))
+        return self.send(CancelMediaProcessingRequest(client_context=client_context))
 
     def subscribe_to_tone(
         self, *, client_context: str | None = None
     ) -> PendingAction[SubscribeToToneOperation]:
         """Start receiving DTMF tones: see :meth:`tones` and :meth:`on_tone`."""
-        return self._operation(SubscribeToToneRequest(client_context=client_context))
+        return self.send(SubscribeToToneRequest(client_context=client_context))
 
     def send_dtmf_tones(
         self,
@@ -519,37 +489,32 @@ class CallHandle:
     ) -> PendingAction[SendDtmfTonesOperation]:
         """Send tones: ``Tone`` members, Graph's names (``"tone1"``), or keypad keys
         (``"1"``, ``"*"``, ``"#"``) — ``send_dtmf_tones("123#")`` works."""
-        return self._operation(
-            SendDtmfTonesRequest(
-                tones=tuple(_as_tone(t) for t in tones),
-                delay_between_tones_ms=delay_between_tones_ms,
-                client_context=client_context,
-            ),
-            timeout=timeout,
-            cancellable=True,
+        request = SendDtmfTonesRequest(
+            tones=tuple(_as_tone(t) for t in tones),
+            delay_between_tones_ms=delay_between_tones_ms,
+            client_context=client_context,
         )
+        return self.send(request, timeout=timeout)
 
     def mute(self, *, client_context: str | None = None) -> PendingAction[MuteParticipantOperation]:
         """Mute the bot itself (group calls)."""
-        return self._operation(MuteRequest(client_context=client_context))
+        return self.send(MuteRequest(client_context=client_context))
 
     def unmute(
         self, *, client_context: str | None = None
     ) -> PendingAction[UnmuteParticipantOperation]:
-        return self._operation(UnmuteRequest(client_context=client_context))
+        return self.send(UnmuteRequest(client_context=client_context))
 
     def update_recording_status(
         self, status: RecordingStatus | str, *, client_context: str | None = None
     ) -> PendingAction[UpdateRecordingStatusOperation]:
         """Report ``recording`` before persisting any media, ``notRecording`` after."""
-        return self._operation(
-            UpdateRecordingStatusRequest(status=status, client_context=client_context)
-        )
+        return self.send(UpdateRecordingStatusRequest(status=status, client_context=client_context))
 
     def add_large_gallery_view(
         self, *, client_context: str | None = None
     ) -> PendingAction[AddLargeGalleryViewOperation]:
-        return self._operation(AddLargeGalleryViewRequest(client_context=client_context))
+        return self.send(AddLargeGalleryViewRequest(client_context=client_context))
 
     def invite(
         self,
@@ -559,29 +524,26 @@ class CallHandle:
         timeout: float | None = None,
     ) -> PendingAction[InviteParticipantsOperation]:
         """Invite up to 5 participants (more than one needs a call with chatInfo)."""
-        return self._operation(
-            InviteParticipantsRequest(
-                participants=tuple(participants), client_context=client_context
-            ),
-            timeout=timeout,
+        request = InviteParticipantsRequest(
+            participants=tuple(participants), client_context=client_context
         )
+        return self.send(request, timeout=timeout)
 
     def mute_all(
         self, participants: Iterable[str] | None = None, *, client_context: str | None = None
     ) -> PendingAction[MuteParticipantsOperation]:
         """beta"""
-        return self._operation(
-            MuteAllRequest(
-                participants=None if participants is None else tuple(participants),
-                client_context=client_context,
-            )
+        request = MuteAllRequest(
+            participants=None if participants is None else tuple(participants),
+            client_context=client_context,
         )
+        return self.send(request)
 
     def start_transcription(
         self, *, language: str | None = "en-us", client_context: str | None = None
     ) -> PendingAction[StartTranscriptionOperation]:
         """beta"""
-        return self._operation(
+        return self.send(
             StartTranscriptionRequest(language=language, client_context=client_context)
         )
 
@@ -589,49 +551,25 @@ class CallHandle:
         self, *, language: str | None = None, client_context: str | None = None
     ) -> PendingAction[StopTranscriptionOperation]:
         """beta"""
-        return self._operation(
-            StopTranscriptionRequest(language=language, client_context=client_context)
-        )
+        return self.send(StopTranscriptionRequest(language=language, client_context=client_context))
 
     def start_recording(
         self, *, client_context: str | None = None
     ) -> PendingAction[StartRecordingOperation]:
         """beta"""
-        return self._operation(StartRecordingRequest(client_context=client_context))
+        return self.send(StartRecordingRequest(client_context=client_context))
 
     def stop_recording(
         self, *, client_context: str | None = None
     ) -> PendingAction[StopRecordingOperation]:
         """beta"""
-        return self._operation(StopRecordingRequest(client_context=client_context))
+        return self.send(StopRecordingRequest(client_context=client_context))
 
     def admit_all_from_lobby(
         self, *, client_context: str | None = None
     ) -> PendingAction[AdmitAllFromLobbyOperation]:
         """beta"""
-        return self._operation(AdmitAllFromLobbyRequest(client_context=client_context))
-
-    def _operation(
-        self,
-        request: Any,
-        *,
-        participant_id: str | None = None,
-        timeout: float | None = None,
-        cancellable: bool = False,
-    ) -> PendingAction[Any]:
-        return PendingAction(
-            request,
-            self._client._send_operation(
-                self,
-                request,
-                participant_id=participant_id,
-                timeout=timeout,
-                cancel_hook=self._cancel_hook if cancellable else None,
-            ),
-        )
-
-    async def _cancel_media(self) -> object:
-        return await self.cancel_media_processing()
+        return self.send(AdmitAllFromLobbyRequest(client_context=client_context))
 
     def __repr__(self) -> str:
         return f"<CallHandle {self.id} state={self.state!s}>"
@@ -641,71 +579,78 @@ class ParticipantHandle:
     """Actions on one participant of a call."""
 
     def __init__(self, call: CallHandle, participant_id: str) -> None:
+        path_segment(participant_id, "participant id")  # refused here, not on send
         self.call = call
         self.id = participant_id
 
+    def send(
+        self, request: OperationRequest[OpT], *, timeout: float | None = None
+    ) -> PendingAction[OpT]:
+        """Send any operation action on this participant."""
+        return self.call.send(request, timeout=timeout, participant_id=self.id)
+
     def mute(self, *, client_context: str | None = None) -> PendingAction[MuteParticipantOperation]:
-        return self.call._operation(
-            MuteParticipantRequest(client_context=client_context), participant_id=self.id
-        )
+        return self.send(MuteParticipantRequest(client_context=client_context))
 
     def start_hold_music(
         self,
         *,
-        custom_prompt: Prompt | None = None,
+        custom_prompt: PromptLike | None = None,
         client_context: str | None = None,
         timeout: float | None = None,
     ) -> PendingAction[StartHoldMusicOperation]:
         """Put the participant on hold (one participant at a time per call)."""
-        return self.call._operation(
-            StartHoldMusicRequest(custom_prompt=custom_prompt, client_context=client_context),
-            participant_id=self.id,
-            timeout=timeout,
-        )
+        prompt = None if custom_prompt is None else _prompt(custom_prompt)
+        request = StartHoldMusicRequest(custom_prompt=prompt, client_context=client_context)
+        return self.send(request, timeout=timeout)
 
     def stop_hold_music(
         self, *, client_context: str | None = None, timeout: float | None = None
     ) -> PendingAction[StopHoldMusicOperation]:
-        return self.call._operation(
-            StopHoldMusicRequest(client_context=client_context),
-            participant_id=self.id,
-            timeout=timeout,
-        )
+        return self.send(StopHoldMusicRequest(client_context=client_context), timeout=timeout)
 
     def admit_from_lobby(
         self, *, client_context: str | None = None
     ) -> PendingAction[AdmitFromLobbyOperation]:
         """beta"""
-        return self.call._operation(
-            AdmitFromLobbyRequest(client_context=client_context), participant_id=self.id
-        )
+        return self.send(AdmitFromLobbyRequest(client_context=client_context))
 
     def remove_from_lobby(
         self, *, client_context: str | None = None
     ) -> PendingAction[RemoveFromLobbyOperation]:
         """beta"""
-        return self.call._operation(
-            RemoveFromLobbyRequest(client_context=client_context), participant_id=self.id
-        )
+        return self.send(RemoveFromLobbyRequest(client_context=client_context))
 
     async def remove(self) -> None:
         """Remove the participant from the call, or cancel a pending invite (204)."""
-        await self.call._client._request(
-            "DELETE", f"communications/calls/{self.call.id}/participants/{self.id}"
-        )
+        path = call_path(self.call.id, "participants", path_segment(self.id, "participant id"))
+        await self.call._actions.request("DELETE", path)
 
     def __repr__(self) -> str:
         return f"<ParticipantHandle {self.id} of call {self.call.id}>"
 
 
-def _older(update: Participant, known: Participant) -> bool:
-    """True when ``update`` is an older record of ``known``'s participant."""
-    new, old = update.roster_sequence_number, known.roster_sequence_number
-    return new is not None and old is not None and new < old
+def _call_state(value: object) -> CallState:
+    """A ``CallState`` from a member or Graph's name in any casing; refuses the rest."""
+    if isinstance(value, CallState):
+        return value
+    found = _STATES.get(value.lower()) if isinstance(value, str) else None
+    if found is None:
+        raise InvalidRequestError(
+            f"{value!r} is not a call state; Graph's are: " + ", ".join(s.value for s in CallState)
+        )
+    return found
 
 
-def _evolve_state(call: Call, state: CallState | None) -> Call:
-    return attrs.evolve(call, state=state)
+def _prompt(value: PromptLike) -> Prompt:
+    return MediaPrompt.from_uri(value) if isinstance(value, str) else value
+
+
+def _prompts(value: PromptLike | Iterable[PromptLike]) -> tuple[Prompt, ...]:
+    """One prompt or URL, or several."""
+    if isinstance(value, (str, Prompt)):
+        return (_prompt(value),)
+    return tuple(_prompt(p) for p in value)
 
 
 _TONES_BY_NAME = {t.value.lower(): t for t in Tone}

@@ -70,8 +70,12 @@ class CallbackRunner:
     def pending(self) -> int:
         return len(self._tasks)
 
-    async def aclose(self) -> None:
-        """Cancel every callback task still running and wait for them to end."""
+    async def aclose(self, *, grace: float = 0.0) -> None:
+        """Let the callbacks queued so far start, give those still running up to
+        ``grace`` seconds, then cancel what is left and wait for it to end."""
+        await asyncio.sleep(0)  # callbacks queued with call_soon run before this returns
+        if self._tasks and grace > 0:
+            await asyncio.wait(set(self._tasks), timeout=grace)
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
 

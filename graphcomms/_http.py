@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
-import json as jsonlib
 import logging
 import math
 import os
@@ -28,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from graphcomms._converter import loads
+from graphcomms._json import dumps, loads
+from graphcomms._settings import RetryPolicy
 from graphcomms._version import __version__
 from graphcomms.errors import (
     BadRequestError,
@@ -77,13 +77,6 @@ _DEFAULT_ACCEPT: Final = "application/json"
 # pages; the first couple of kilobytes say what went wrong.
 _MAX_ERROR_TEXT: Final = 2000
 
-_orjson_dumps: Callable[[Any], bytes] | None
-try:  # the `fast` extra: encodes bodies many times faster than json (decoding is the
-    # converter's `loads`, the one JSON decoder graphcomms has)
-    from orjson import dumps as _orjson_dumps
-except ImportError:  # pragma: no cover - depends on the extra
-    _orjson_dumps = None
-
 
 def _request_id() -> str:
     """A random GUID for ``client-request-id``; os.urandom is cheaper than uuid4()
@@ -113,42 +106,6 @@ _STATUS_ERRORS: Final[Mapping[int, type[ResponseError]]] = {
     404: NotFoundError,
     409: ConflictError,
 }
-
-
-def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value >= 0 or math.isinf(value):  # also refuses NaN
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
-
-
-@attrs.frozen(kw_only=True)
-class RetryPolicy:
-    """When and how long :class:`HttpTransport` waits before sending again.
-
-    ``max_attempts`` counts every try, the first included (1 turns retries off; the single
-    re-send after a 401 with a refreshed token is not counted). ``max_delay`` is the
-    longest single wait, ever: a longer ``Retry-After`` is cut to it. Without
-    ``Retry-After`` the wait is ``base_delay * 2**(retry - 1)``. ``jitter`` spreads waits
-    so that many clients throttled together do not come back together: backoff waits
-    move by up to ``±jitter`` of themselves, ``Retry-After`` waits only upwards (by up to
-    ``+jitter``) so we never come back sooner than the service asked (unless it asked
-    for more than ``max_delay``).
-    """
-
-    max_attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
-    max_delay: float = attrs.field(default=30.0, validator=_non_negative)
-    base_delay: float = attrs.field(default=0.5, validator=_non_negative)
-    jitter: float = attrs.field(default=0.1, validator=[_non_negative, attrs.validators.le(1.0)])
-
-    def delay(self, retry: int, *, retry_after: float | None, rng: random.Random) -> float:
-        """Seconds to wait before retry number ``retry`` (1 for the first re-send)."""
-        if retry_after is not None:
-            wait = min(retry_after, self.max_delay) * (1.0 + rng.uniform(0.0, self.jitter))
-        else:
-            # Cap the exponent: 2.0**1100 overflows a float long before max_delay applies.
-            exponent = min(retry - 1, 64)
-            wait = min(self.base_delay * 2.0**exponent, self.max_delay)
-            wait *= 1.0 + rng.uniform(-self.jitter, self.jitter)
-        return max(0.0, min(wait, self.max_delay))
 
 
 def _ci_headers(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
@@ -368,7 +325,7 @@ class HttpTransport:
         base_url: str,
         token_provider: TokenProvider,
         session: aiohttp.ClientSession | None = None,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         user_agent: str = DEFAULT_USER_AGENT,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -382,7 +339,7 @@ class HttpTransport:
         self._tokens = token_provider
         self._session = session
         self._owns_session = session is None
-        self._retry = retry
+        self._retry = retry if retry is not None else RetryPolicy()
         import aiohttp
 
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -434,7 +391,7 @@ class HttpTransport:
         return self._send(
             method.upper(),
             url,
-            data=None if json is None else _encode_json(json),
+            data=None if json is None else dumps(json),
             accept=_DEFAULT_ACCEPT,
             bearer=None,
             log_url=url,
@@ -499,16 +456,14 @@ class HttpTransport:
     ) -> HttpResponse:
         """The retry loop. Returns the 2xx answer; raises the mapped error otherwise.
 
-        ``bearer`` is a fixed token (a recording's, never refreshed); ``None`` asks the
-        Graph token provider before each attempt. One coroutine does the attempt too:
-        every layer costs on each of a bot's thousands of requests.
+        ``bearer`` is a fixed token (a recording's, never refreshed); ``None`` means a
+        Graph request: the token provider is asked before each attempt, a 401 is sent
+        once more with a refreshed token, and the body is JSON.
         """
-        attempt = 0
-        force_refresh = False
-        refreshed = False
-        # No fixed bearer means a Graph request: its token can be refreshed after a 401,
-        # and its body is JSON.
         graph_request = bearer is None
+        attempt = 0
+        refreshed = False
+        force_refresh = False
         while True:
             attempt += 1
             session = self._ensure_session()  # fail fast when closed, before a token
@@ -518,72 +473,27 @@ class HttpTransport:
                 else await self._tokens.get_token(force_refresh=force_refresh)
             )
             force_refresh = False
-            client_request_id = _request_id()
-            headers = self._headers(token, client_request_id, accept, has_body=data is not None)
-
-            failure: _Failure
+            outcome = await self._attempt(
+                session,
+                method=method,
+                url=url,
+                data=data,
+                token=token,
+                accept=accept,
+                log_url=log_url,
+                allow_redirects=allow_redirects,
+                attempt=attempt,
+            )
+            if isinstance(outcome, HttpResponse):
+                if graph_request:
+                    outcome.body = _decode_body(outcome, method, log_url)
+                return outcome
+            failure = outcome
             retry_after: float | None = None
-            started = time.perf_counter()
-            try:
-                try:
-                    async with session.request(
-                        method,
-                        url,
-                        headers=headers,
-                        data=data,
-                        timeout=self._timeout,
-                        raise_for_status=False,
-                        allow_redirects=allow_redirects,
-                    ) as response:
-                        answer_headers = _ci_headers(response.headers)
-                        answer = HttpResponse(
-                            status=response.status,
-                            headers=answer_headers,
-                            content=await response.read(),
-                            client_request_id=client_request_id,
-                            request_id=answer_headers.get("request-id"),
-                        )
-                except _transport_errors() as exc:
-                    raise _translate_transport_error(
-                        exc, method, log_url, closing=self._closed
-                    ) from exc
-            except TransportError as exc:
-                _log_attempt(
-                    method=method,
-                    url=log_url,
-                    status=None,
-                    started=started,
-                    client_request_id=client_request_id,
-                    request_id=None,
-                    attempt=attempt,
-                    error=exc,
-                )
-                retryable = not exc.sent or method in _IDEMPOTENT
-                failure = exc
+            if isinstance(failure, TransportError):
+                retryable = not failure.sent or method in _IDEMPOTENT
             else:
-                request_id = answer.request_id
-                _log_attempt(
-                    method=method,
-                    url=log_url,
-                    status=answer.status,
-                    started=started,
-                    client_request_id=client_request_id,
-                    request_id=request_id,
-                    attempt=attempt,
-                )
-                if 200 <= answer.status <= 299:
-                    if graph_request:
-                        answer.body = _decode_body(answer, method, log_url)
-                    return answer
-                failure = error_from_response(
-                    status=answer.status,
-                    headers=answer.headers,
-                    text=answer.content.decode("utf-8", errors="replace"),
-                    method=method,
-                    url=log_url,
-                    client_request_id=client_request_id,
-                )
-                if answer.status == 401 and graph_request and not refreshed:
+                if failure.status == 401 and graph_request and not refreshed:
                     # Not a transient failure: the token expired or was revoked early.
                     # One re-send with a fresh token, not counted against max_attempts.
                     logger.info(
@@ -591,18 +501,21 @@ class HttpTransport:
                         " (client-request-id=%s)",
                         method,
                         log_url,
-                        client_request_id,
-                        extra={"client_request_id": client_request_id, "request_id": request_id},
+                        failure.client_request_id,
+                        extra={
+                            "client_request_id": failure.client_request_id,
+                            "request_id": failure.request_id,
+                        },
                     )
                     refreshed = force_refresh = True
                     attempt -= 1
                     continue
                 retry_after = getattr(failure, "retry_after", None)
-                retryable = _status_retryable(answer.status, method, retry_after)
-
+                retryable = _status_retryable(failure.status, method, retry_after)
             if not retryable or attempt >= self._retry.max_attempts:
                 raise failure
             delay = self._retry.delay(attempt, retry_after=retry_after, rng=self._rng)
+            client_request_id = getattr(failure, "client_request_id", None)
             logger.warning(
                 "%s %s failed (%s); retrying in %.2f s, attempt %d of %d (client-request-id=%s)",
                 method,
@@ -619,6 +532,77 @@ class HttpTransport:
                 },
             )
             await self._back_off(delay)
+
+    async def _attempt(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        method: str,
+        url: str,
+        data: bytes | None,
+        token: str,
+        accept: str,
+        log_url: str,
+        allow_redirects: bool,
+        attempt: int,
+    ) -> HttpResponse | _Failure:
+        """One exchange: the 2xx answer, or the error that says what went wrong."""
+        client_request_id = _request_id()
+        headers = self._headers(token, client_request_id, accept, has_body=data is not None)
+        started = time.perf_counter()
+        try:
+            async with session.request(
+                method,
+                url,
+                headers=headers,
+                data=data,
+                timeout=self._timeout,
+                raise_for_status=False,
+                allow_redirects=allow_redirects,
+            ) as response:
+                answer_headers = _ci_headers(response.headers)
+                answer = HttpResponse(
+                    status=response.status,
+                    headers=answer_headers,
+                    content=await response.read(),
+                    client_request_id=client_request_id,
+                    request_id=answer_headers.get("request-id"),
+                )
+        except _transport_errors() as exc:
+            error = _translate_transport_error(exc, method, log_url, closing=self._closed)
+            if not isinstance(error, TransportError):
+                raise error from exc
+            error.__cause__ = exc
+            _log_attempt(
+                method=method,
+                url=log_url,
+                status=None,
+                started=started,
+                client_request_id=client_request_id,
+                request_id=None,
+                attempt=attempt,
+                error=error,
+            )
+            return error
+        _log_attempt(
+            method=method,
+            url=log_url,
+            status=answer.status,
+            started=started,
+            client_request_id=client_request_id,
+            request_id=answer.request_id,
+            attempt=attempt,
+        )
+        if 200 <= answer.status <= 299:
+            return answer
+        return error_from_response(
+            status=answer.status,
+            headers=answer.headers,
+            text=answer.content.decode("utf-8", errors="replace"),
+            method=method,
+            url=log_url,
+            client_request_id=client_request_id,
+        )
 
     def _headers(
         self, token: str, client_request_id: str, accept: str, *, has_body: bool
@@ -665,12 +649,6 @@ def _reason(error: _Failure) -> str:
     if isinstance(error, ResponseError):
         return f"{error.status} {error.code or ''}".rstrip()
     return type(error).__name__
-
-
-def _encode_json(value: Mapping[str, Any]) -> bytes:
-    if _orjson_dumps is not None:
-        return _orjson_dumps(value)  # UTF-8, not \u escapes: equally valid JSON
-    return jsonlib.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 def _decode_body(answer: HttpResponse, method: str, url: str) -> Any:

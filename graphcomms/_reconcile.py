@@ -2,12 +2,14 @@
 
 Graph does not promise to deliver every notification (reference §5.6; users report
 ones that never arrive). A tracker Graph has been silent about for ``after`` seconds is
-reconciled: graphcomms reads the operation back (``GET .../operations/{id}``) and,
-where Graph will not answer that (it documents the GET for one operation type only),
-reads the call. A call somebody has waited on (``wait_for_state``) for ``after``
-seconds is read back too, so a lost ``established`` or ``deleted`` is recovered. A
-404 on the call means it is gone: its trackers fail with ``CallEndedError``. Each call
-is reconciled at most once per ``min_interval``.
+reconciled by reading its operation back (``GET .../operations/{id}``). Graph documents
+that read for addLargeGalleryView only, so an operation type whose read-back Graph
+refuses (404, 400, 405, 501) is not asked again: for those, the call is read instead,
+and the tracker ends when the call does or at its own deadline (``operation_timeout``).
+A call somebody waits on (``wait_for_state``) or hung up is read back too, so a lost
+``established`` or ``deleted`` is recovered; a 404 on the call means it is gone. Each
+call is reconciled at most once per ``min_interval``, at most ``max_concurrent``
+read-backs at once.
 """
 
 from __future__ import annotations
@@ -15,21 +17,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
+from graphcomms._actions import ActionSender
+from graphcomms._calls import CallTable
 from graphcomms._events import cancel_and_wait
 from graphcomms._registry import OperationRegistry
-from graphcomms._tracker import OperationTracker
+from graphcomms._stats import ClientStats
+from graphcomms._tracker import OperationTracker, log_extra
 from graphcomms.errors import GraphCommsError, NotFoundError, ResponseError
-from graphcomms.models import Call, CommsOperation, is_terminal
-
-if TYPE_CHECKING:
-    from graphcomms._registry import ClientStats
+from graphcomms.models import AddLargeGalleryViewOperation, CommsOperation, is_terminal
 
 __all__ = ["Reconciler"]
 
+T = TypeVar("T")
+
 _log = logging.getLogger("graphcomms.reconcile")
+
+# Answers that say "this type cannot be read back", as opposed to a failed request.
+_UNREADABLE = frozenset({400, 404, 405, 501})
+# The one type Graph documents the read for (reference §7): a 404 there means "gone".
+_DOCUMENTED = (AddLargeGalleryViewOperation,)
 
 
 class Reconciler:
@@ -39,23 +48,17 @@ class Reconciler:
         self,
         *,
         registry: OperationRegistry,
+        calls: CallTable,
+        actions: ActionSender,
         stats: ClientStats,
-        get_operation: Callable[[str, str], Awaitable[CommsOperation]],
-        get_call: Callable[[str], Awaitable[Call]],
-        call_read: Callable[[str, Call | None], None],
-        waiting_calls: Callable[[float], list[str]],
-        raw_call_id: Callable[[str], str],
         after: float,
         min_interval: float,
         max_concurrent: int = 8,
     ) -> None:
         self._registry = registry
+        self._calls = calls
+        self._actions = actions
         self._stats = stats
-        self._get_operation = get_operation
-        self._get_call = get_call
-        self._call_read = call_read
-        self._waiting_calls = waiting_calls
-        self._raw_call_id = raw_call_id
         self.after = after
         self.min_interval = min_interval
         self.max_concurrent = max_concurrent
@@ -63,6 +66,8 @@ class Reconciler:
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._gate: asyncio.Semaphore | None = None
+        # Operation types Graph refused to read back: asked no more (bounded: a class).
+        self._unreadable: set[type[CommsOperation]] = set()
 
     async def run(self) -> None:
         # Waking at a fraction of `after` bounds how late a silent tracker is noticed
@@ -90,21 +95,24 @@ class Reconciler:
         """Start reconciling each call that has silent trackers or a long state waiter
         and is neither rate-limited nor already being reconciled."""
         now = self._registry.clock()
+        self._registry.sweep()  # early notifications and memory past their age go too
         silent = self._registry.silent(now - self.after)
         for call_id in [c for c in self._next_allowed if c not in silent]:
             if self._next_allowed[call_id] <= now and call_id not in self._busy:
                 del self._next_allowed[call_id]
-        waiting = self._waiting_calls(time.monotonic() - self.after)
+        waiting = {h.key: h.id for h in self._calls.waiting(time.monotonic() - self.after)}
         started = []
         for call_id in [*silent, *(c for c in waiting if c not in silent)]:
             if call_id in self._busy or self._next_allowed.get(call_id, 0.0) > now:
                 continue
             self._next_allowed[call_id] = now + self.min_interval
+            handle = self._calls.get(call_id)
+            raw_id = handle.id if handle is not None else waiting.get(call_id, call_id)
             trackers = silent.get(call_id)
             work = (
-                self._reconcile_call(call_id, trackers)
+                self._reconcile_operations(call_id, raw_id, trackers)
                 if trackers
-                else self._reconcile_call_state(call_id, self._raw_call_id(call_id))
+                else self._reconcile_call(call_id, raw_id)
             )
             task = asyncio.get_running_loop().create_task(self._one_call(call_id, work))
             self._busy.add(call_id)
@@ -121,7 +129,7 @@ class Reconciler:
         finally:
             self._busy.discard(call_id)
 
-    async def _read(self, read: Awaitable[Any]) -> Any:
+    async def _read(self, read: Awaitable[T]) -> T:
         # A cap on read-backs in flight: after a burst of losses (or under overload,
         # when everything looks silent) reconciliation must not multiply the load.
         if self._gate is None:
@@ -129,52 +137,67 @@ class Reconciler:
         async with self._gate:
             return await read
 
-    async def _reconcile_call(self, call_id: str, trackers: list[OperationTracker[Any]]) -> None:
-        raw_call = self._raw_call_id(call_id)
-        check_call = False
+    async def _reconcile_operations(
+        self, call_id: str, raw_call: str, trackers: list[OperationTracker[Any]]
+    ) -> None:
+        read_call = False
         for tracker in trackers:
             if tracker.done():
                 continue
             self._registry.touch(tracker)
+            kind = type(tracker.operation)
             op_id = tracker.operation.id or tracker.operation_id
-            if op_id is None:
-                check_call = True
+            if op_id is None or kind in self._unreadable:
+                read_call = True
                 continue
             self._stats.reconciliations += 1
             try:
-                snapshot = await self._read(self._get_operation(raw_call, op_id))
+                data = await self._read(self._actions.read_operation(raw_call, op_id))
             except ResponseError as exc:
-                # 404: gone (or never readable); 400/405/501: not supported for this
-                # type. Either way the call says whether anything is still alive.
-                _log.debug("reading operation %s back failed: %s", op_id, exc.status)
-                check_call = True
+                if exc.status in _UNREADABLE and not issubclass(kind, _DOCUMENTED):
+                    self._not_readable(kind, exc.status)
+                # Not readable, or gone: the call says whether anything is alive.
+                read_call = True
                 continue
             except GraphCommsError as exc:
                 _log.warning("reconciling operation %s failed: %s", op_id, exc)
                 continue
             if tracker.done():
                 continue
-            self._registry.apply(call_id, tracker.operation_id, snapshot, deleted=False)
-            if tracker.done() and is_terminal(snapshot.status):
+            self._registry.apply(call_id, tracker.operation_id, data, deleted=False)
+            if tracker.done() and is_terminal(tracker.status):
                 self._stats.reconciled += 1
                 _log.info(
                     "operation %s recovered by reading it back: %s",
                     op_id,
-                    snapshot.status,
-                    extra=tracker._log_extra(),
+                    tracker.status,
+                    extra=log_extra(tracker),
                 )
-        if check_call:
-            await self._reconcile_call_state(call_id, raw_call)
+        if read_call:
+            await self._reconcile_call(call_id, raw_call)
 
-    async def _reconcile_call_state(self, call_id: str, raw_call: str) -> None:
+    def _not_readable(self, kind: type[CommsOperation], status: int) -> None:
+        if kind not in self._unreadable:
+            self._unreadable.add(kind)
+            _log.info(
+                "Graph does not read back %s (%d): a lost notification for one ends it"
+                " only when its call ends or at its own deadline (operation_timeout)",
+                kind.__name__,
+                status,
+            )
+
+    async def _reconcile_call(self, call_id: str, raw_call: str) -> None:
+        handle = self._calls.get(call_id)
+        if handle is None:
+            return
         self._stats.reconciliations += 1
         try:
-            call = await self._read(self._get_call(raw_call))
+            call = await self._read(self._actions.get_call(raw_call))
         except NotFoundError:
             _log.info("call %s is gone (404); failing its operations", raw_call)
-            self._call_read(call_id, None)
+            self._calls.apply_read(handle, None)
             return
         except GraphCommsError as exc:
             _log.warning("reconciling call %s failed: %s", raw_call, exc)
             return
-        self._call_read(call_id, call)
+        self._calls.apply_read(handle, call)

@@ -1,22 +1,31 @@
-"""Sans-I/O identity and routing: what a notification or ``Location`` path points at.
+"""Sans-I/O identity and routing: what a resource path points at, and the paths
+graphcomms sends requests to.
 
-This is the one parser of Graph resource paths in graphcomms. It accepts every spelling
-Graph uses: ``/communications/calls/{id}/operations/{op}``, the same without the
-leading slash, the legacy ``/app/calls/...``, and absolute URLs such as a ``Location``
-header (``https://graph.microsoft.com/v1.0/communications/calls/...``).
+:func:`parse_resource_path` is the one parser of Graph resource paths in graphcomms. It
+accepts every spelling Graph uses: ``/communications/calls/{id}/operations/{op}``, the
+same without the leading slash, the legacy ``/app/calls/...``, and absolute URLs such
+as a ``Location`` header (``https://graph.microsoft.com/v1.0/communications/calls/...``).
+
+:func:`call_path` is the one builder of request paths: every id it places, whether the
+caller gave it or a notification did, becomes exactly one percent-encoded path segment,
+so no id can steer a request (and the bot's Graph token) to another resource.
 """
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import NamedTuple
+from typing import Final, NamedTuple
+from urllib.parse import quote
+
+from graphcomms.errors import InvalidRequestError
 
 __all__ = [
     "ResourceKind",
     "ResourceRef",
+    "call_path",
     "normalize_id",
     "parse_resource_path",
-    "usual_operation_id",
+    "path_segment",
 ]
 
 
@@ -44,74 +53,67 @@ class ResourceRef(NamedTuple):
     raw_call_id: str = ""
 
 
-_new = tuple.__new__  # skips NamedTuple's Python-level __new__: this runs per notification
-_OPERATION, _CALL = ResourceKind.OPERATION, ResourceKind.CALL
-_PARTICIPANTS, _PARTICIPANT, _OTHER = (
-    ResourceKind.PARTICIPANTS,
-    ResourceKind.PARTICIPANT,
-    ResourceKind.OTHER,
-)
-_COMMON_PREFIX = "/communications/calls/"  # what Graph's notifications say, nearly always
-_PREFIX_LENGTH = len(_COMMON_PREFIX)
-_OPERATIONS = "/operations/"
-_OPERATIONS_LENGTH = len(_OPERATIONS)
+_OPERATION: Final = ResourceKind.OPERATION
+_CALL: Final = ResourceKind.CALL
+# What Graph's notifications say, nearly always: found without a search.
+_USUAL_PREFIX: Final = "/communications/calls/"
 
 
-def usual_operation_id(path: str) -> str | None:
-    """The operation id, normalised, when ``path`` is spelled the way Graph's
-    notifications nearly always spell it: ``/communications/calls/{call}/operations/
-    {op}``. ``None`` for any other spelling, which :func:`parse_resource_path` reads.
-
-    The ingestion's short path: no ``ResourceRef``, no split. Where it answers, it
-    answers as ``parse_resource_path(path).item_id`` does (a property test holds the
-    two together).
-    """
-    if not path.startswith(_COMMON_PREFIX) or "?" in path:
+def parse_resource_path(path: object) -> ResourceRef | None:
+    """What ``path`` points at, or ``None`` when it is not under ``.../calls/{id}``
+    (or not a string at all)."""
+    if not isinstance(path, str) or not path:
         return None
-    cut = path.find("/", _PREFIX_LENGTH)  # the end of the call id
-    if cut <= _PREFIX_LENGTH or not path.startswith(_OPERATIONS, cut):
-        return None
-    op = path[cut + _OPERATIONS_LENGTH :]
-    if not op or "/" in op:
-        return None
-    op = op.replace("-", "").lower()  # normalize_id, inlined: per notification
-    return None if op == "participants" else op
-
-
-def parse_resource_path(path: str | None) -> ResourceRef | None:
-    """What ``path`` points at, or ``None`` when it is not under ``.../calls/{id}``."""
-    if not path:
-        return None
-    if path.startswith(_COMMON_PREFIX):
-        rest = path[_PREFIX_LENGTH:]
+    if path.startswith(_USUAL_PREFIX):
+        rest = path[len(_USUAL_PREFIX) :]
     else:
-        # Find the last "calls/" segment by string search rather than splitting the path.
+        # The last "calls/" that starts a segment, found by string search.
         at = path.rfind("calls/")
         while at > 0 and path[at - 1] != "/":
             at = path.rfind("calls/", 0, at)
         if at < 0:
             return None
         rest = path[at + 6 :]
-    if "?" in rest:
-        rest = rest[: rest.index("?")]
+    query = rest.find("?")
+    if query >= 0:
+        rest = rest[:query]
     parts = rest.split("/")
     raw = parts[0]
     if not raw:
         return None
-    call_id = raw.replace("-", "").lower()  # normalize_id, inlined: per notification
+    call_id = normalize_id(raw)
     count = len(parts)
     if count == 1 or (count == 2 and not parts[1]):
-        return _new(ResourceRef, (_CALL, call_id, None, raw))
-    collection = parts[1]
-    item = parts[2].replace("-", "").lower() if count > 2 and parts[2] else None
-    if collection == "operations" or collection.lower() == "operations":
+        return ResourceRef(_CALL, call_id, None, raw)
+    collection = parts[1].lower()
+    item = normalize_id(parts[2]) if count > 2 and parts[2] else None
+    if collection == "operations":
         # A multi-party invite's notification names ".../operations/participants"
         # (with "id": null): that segment is no operation id.
-        if item == "participants":
-            item = None
-        return _new(ResourceRef, (_OPERATION, call_id, item, raw))
-    if collection == "participants" or collection.lower() == "participants":
+        return ResourceRef(_OPERATION, call_id, None if item == "participants" else item, raw)
+    if collection == "participants":
         if item is None:
-            return _new(ResourceRef, (_PARTICIPANTS, call_id, None, raw))
-        return _new(ResourceRef, (_PARTICIPANT, call_id, item, raw))
-    return _new(ResourceRef, (_OTHER, call_id, item, raw))
+            return ResourceRef(ResourceKind.PARTICIPANTS, call_id, None, raw)
+        return ResourceRef(ResourceKind.PARTICIPANT, call_id, item, raw)
+    return ResourceRef(ResourceKind.OTHER, call_id, item, raw)
+
+
+def path_segment(value: str, what: str = "id") -> str:
+    """``value`` as exactly one path segment: percent-encoded, ``/`` included.
+
+    Raises :class:`~graphcomms.errors.InvalidRequestError` for an empty value and for
+    ``.`` and ``..``, which a URL resolver would take for "here" and "up" whatever the
+    encoding.
+    """
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"the {what} must be a str, not {type(value).__name__}")
+    if value in ("", ".", ".."):
+        raise InvalidRequestError(f"the {what} {value!r} cannot name a resource")
+    return quote(value, safe="")
+
+
+def call_path(call_id: str, *rest: str) -> str:
+    """``communications/calls/{call_id}/{rest...}`` with the call id encoded as one
+    segment. ``rest`` are segments graphcomms itself wrote, or already encoded ones
+    (:func:`path_segment`)."""
+    return "/".join(("communications/calls", path_segment(call_id, "call id"), *rest))

@@ -18,7 +18,7 @@ from graphcomms._events import CallbackRunner, Channel
 from graphcomms.errors import InvalidRequestError, OperationFailedError
 from graphcomms.models import CommsOperation, OperationStatus, is_success
 
-__all__ = ["DoneCallback", "OperationTracker"]
+__all__ = ["CancelHook", "DoneCallback", "OperationTracker", "log_extra"]
 
 OpT = TypeVar("OpT", bound=CommsOperation)
 
@@ -47,7 +47,6 @@ class OperationTracker(Generic[OpT]):
         "_outcome",
         "_runner",
         "_snapshot",
-        "_touched",
         "_updates",
         "_waiter",
         "call_id",
@@ -73,10 +72,8 @@ class OperationTracker(Generic[OpT]):
         self.operation_id: str | None = None
         #: A terminal snapshot that arrived after the tracker's own deadline had failed
         #: it; recorded so that a late outcome is never silently dropped.
-        self.late_operation: CommsOperation | None = None
+        self.late_operation: OpT | None = None
         self._snapshot: OpT = snapshot
-        #: When Graph last said anything about it (registry clock); drives reconciling.
-        self._touched = 0.0
         self._runner = runner
         self._cancel_hook = cancel_hook
         self._outcome: OpT | BaseException | None = None
@@ -222,10 +219,18 @@ class OperationTracker(Generic[OpT]):
                 _log.warning(
                     "cancelMediaProcessing failed on leaving the block",
                     exc_info=True,
-                    extra=self._log_extra(),
+                    extra=log_extra(self),
                 )
 
     # -- driven by the registry ----------------------------------------------------
+
+    def _bind(self, operation_id: str) -> None:
+        """Graph named the operation (normalised id)."""
+        self.operation_id = operation_id
+
+    def _record_late(self, snapshot: OpT) -> None:
+        """A terminal snapshot after the tracker's own deadline failed it."""
+        self.late_operation = snapshot
 
     def _update(self, snapshot: OpT) -> None:
         """A newer non-terminal snapshot."""
@@ -254,13 +259,6 @@ class OperationTracker(Generic[OpT]):
             for fn in callbacks:
                 self._runner.run(fn, self)
 
-    def _log_extra(self) -> dict[str, Any]:
-        return {
-            "call_id": self.call_id,
-            "operation_id": self.operation_id,
-            "client_context": self.client_context,
-        }
-
     def __repr__(self) -> str:
         state = "done" if self._outcome is not None else "pending"
         return (
@@ -268,6 +266,15 @@ class OperationTracker(Generic[OpT]):
             f"status={self.status!s} call={self.call_id} id={self.operation_id} "
             f"context={self.client_context}>"
         )
+
+
+def log_extra(tracker: OperationTracker[Any]) -> dict[str, Any]:
+    """The ids a log record about ``tracker``'s operation carries as attributes."""
+    return {
+        "call_id": tracker.call_id,
+        "operation_id": tracker.operation_id,
+        "client_context": tracker.client_context,
+    }
 
 
 async def _replay(outcome: OpT | BaseException) -> AsyncIterator[OpT]:

@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
+from graphcomms import CommsClient
+
 T = TypeVar("T")
 
 
@@ -23,3 +25,10 @@ async def settle() -> None:
     """Let what is ready on the loop (callbacks, woken waiters) run."""
     for _ in range(5):
         await asyncio.sleep(0)
+
+
+def holds_nothing(client: CommsClient) -> bool:
+    """The client tracks nothing any more: no pending operation and no early
+    notification (finished-work memory aside: it is bounded and expires). The registry's
+    own tests hold these counters to what it holds."""
+    return client.stats.pending == 0 and client.stats.early_pending == 0

@@ -5,6 +5,7 @@ incoming calls as notifications change them (reference §2, §5; DESIGN §1)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -524,8 +525,30 @@ async def test_pending_action_exposes_its_request_before_sending(
     pending = client.call(CALL_ID).play_prompt([PROMPT], client_context="c1")
     assert pending.request.prompts == (PROMPT,)
     assert pending.request.client_context == "c1"
-    pending.close()
+    # Nothing is made until it is awaited: dropping it sends nothing and leaves no
+    # never-awaited coroutine behind (warnings are errors here).
+    del pending
+    gc.collect()
     assert graph.requests == {}
+
+
+async def test_a_pending_action_is_sent_once(client: CommsClient, graph: aioresponses) -> None:
+    accept_operation(graph, "playPrompt")
+    pending = client.call(CALL_ID).play_prompt("https://cdn.test/one.wav")
+    tracker = await pending
+    assert tracker.operation.id == OP_ID
+    with pytest.raises(RuntimeError, match="already sent"):
+        await pending
+    _, _, kwargs = only_request(graph)
+    assert json_body(kwargs)["prompts"] == [
+        {
+            "@odata.type": "#microsoft.graph.mediaPrompt",
+            "mediaInfo": {
+                "@odata.type": "#microsoft.graph.mediaInfo",
+                "uri": "https://cdn.test/one.wav",
+            },
+        }
+    ]
 
 
 # -- actions that return nothing ----------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import traceback
 from collections.abc import Callable, Iterator
@@ -17,16 +16,16 @@ from hypothesis import strategies as st
 
 from graphcomms._converter import (
     CONVERTER,
-    _build,
-    decode_notifications,
-    loads,
     make_converter,
     structure_call,
-    structure_entity,
     structure_operation,
     structure_participant,
     unstructure,
 )
+from graphcomms._converter._errors import failure
+from graphcomms._ingest import read_change_type
+from graphcomms._json import loads
+from graphcomms._routing import ResourceKind, parse_resource_path
 from graphcomms.errors import DeserializationError
 from graphcomms.models import (
     AppHostedMediaConfig,
@@ -35,8 +34,6 @@ from graphcomms.models import (
     CallState,
     ChangeType,
     ChatInfo,
-    CommsNotification,
-    CommsNotifications,
     CommsOperation,
     CompletionReason,
     EndpointType,
@@ -132,9 +129,26 @@ def tag_of(cls: type) -> str:
     return "#microsoft.graph." + cls.__name__[0].lower() + cls.__name__[1:]
 
 
-def only_entity(notifications: CommsNotifications) -> Any:
-    (notification,) = notifications.value
-    (entity,) = notification.resource_data
+def entities(body: Any, index: int = 0) -> tuple[Any, ...]:
+    """The entities of one notification item, each read as the ingestion reads it: by
+    the kind of resource its path names (operations as the base type, with no pending
+    tracker to give another)."""
+    item = body["value"][index]
+    ref = parse_resource_path(item.get("resourceUrl") or item.get("resource"))
+    assert ref is not None
+    data = item.get("resourceData")
+    items = () if data is None else data if isinstance(data, list) else (data,)
+    read = {
+        ResourceKind.OPERATION: structure_operation,
+        ResourceKind.CALL: structure_call,
+        ResourceKind.PARTICIPANTS: structure_participant,
+        ResourceKind.PARTICIPANT: structure_participant,
+    }[ref.kind]
+    return tuple(read(entity) for entity in items)
+
+
+def only_entity(body: Any) -> Any:
+    (entity,) = entities(body)
     return entity
 
 
@@ -157,11 +171,13 @@ def test_every_recorded_payload_is_there() -> None:
 
 
 @pytest.mark.parametrize("name", NOTIFICATIONS)
-def test_notification_round_trips(name: str, payload: Load) -> None:
-    first = decode_notifications(payload(name))
-    wire = unstructure(first)
-    assert decode_notifications(json.dumps(wire).encode()) == first
-    assert decode_notifications((PAYLOADS / f"{name}.json").read_bytes()) == first
+def test_notification_entities_round_trip(name: str, payload: Load) -> None:
+    first = entities(payload(name))
+    wire = [unstructure(entity) for entity in first]
+    body = payload(name)
+    body["value"][0]["resourceData"] = json.loads(json.dumps(wire))
+    assert entities(body) == first
+    assert entities(loads((PAYLOADS / f"{name}.json").read_bytes())) == first
 
 
 @pytest.mark.parametrize("name", RESPONSES)
@@ -179,25 +195,27 @@ def test_error_payloads_are_graph_error_bodies(name: str) -> None:
 
 
 def test_play_prompt_completed_without_id(payload: Load) -> None:
-    notifications = decode_notifications(payload("notification_play_prompt_completed"))
-    (notification,) = notifications.value
-    assert notification.change_type is ChangeType.DELETED
-    assert notification.resource_url == (
-        "/communications/calls/421F4C0044364C3A9D9AC4924B1E5E5F"
-        "/operations/0FE0623FD62842EDB4BD8AC290072CC5"
+    body = payload("notification_play_prompt_completed")
+    (item,) = body["value"]
+    assert read_change_type(item["changeType"]) is ChangeType.DELETED
+    assert parse_resource_path(item["resourceUrl"]) == (
+        ResourceKind.OPERATION,
+        "421f4c0044364c3a9d9ac4924b1e5e5f",
+        "0fe0623fd62842edb4bd8ac290072cc5",
+        "421F4C0044364C3A9D9AC4924B1E5E5F",
     )
-    assert notification.resource_data == (
+    assert entities(body) == (
         PlayPromptOperation(
             client_context="gc-7f3a2b1c-play",
             status=OperationStatus.COMPLETED,
             result_info=ResultInfo(code=200, subcode=0, message="Action completed successfully."),
         ),
     )
-    assert only_entity(notifications).succeeded
+    assert only_entity(body).succeeded
 
 
 def test_record_completed_keeps_location_and_hides_token(payload: Load) -> None:
-    op = only_entity(decode_notifications(payload("notification_record_completed")))
+    op = only_entity(payload("notification_record_completed"))
     assert isinstance(op, RecordOperation)
     assert op.recording_location == "https://file.location/17e3b46c-f61d-4f4d-9635-c626ef18e6ad"
     assert op.recording_access_token == RECORD_TOKEN
@@ -208,7 +226,7 @@ def test_record_completed_keeps_location_and_hides_token(payload: Load) -> None:
 
 
 def test_record_cancelled_is_a_failure(payload: Load) -> None:
-    op = only_entity(decode_notifications(payload("notification_record_cancelled")))
+    op = only_entity(payload("notification_record_cancelled"))
     assert isinstance(op, RecordOperation)
     assert op.status is OperationStatus.FAILED
     assert op.completion_reason is CompletionReason.OPERATION_CANCELED
@@ -220,7 +238,7 @@ def test_record_cancelled_is_a_failure(payload: Load) -> None:
 
 
 def test_send_dtmf_completed(payload: Load) -> None:
-    op = only_entity(decode_notifications(payload("notification_send_dtmf_completed")))
+    op = only_entity(payload("notification_send_dtmf_completed"))
     assert op == SendDtmfTonesOperation(
         id="6d2b3f9a-1c4e-4b7a-8f0d-2e3c4b5a6978",
         client_context="gc-2c3d4e5f-dtmf",
@@ -230,22 +248,21 @@ def test_send_dtmf_completed(payload: Load) -> None:
 
 
 def test_hold_music_resource_url_without_leading_slash(payload: Load) -> None:
-    notifications = decode_notifications(payload("notification_hold_music_no_slash"))
-    assert notifications.value[0].resource_url.startswith("communications/calls/")  # type: ignore[union-attr]
-    op = only_entity(notifications)
+    body = payload("notification_hold_music_no_slash")
+    assert body["value"][0]["resourceUrl"].startswith("communications/calls/")
+    op = only_entity(body)
     assert type(op) is StartHoldMusicOperation
     assert op.id is None
 
 
 def test_invite_completed_keeps_legacy_resource(payload: Load) -> None:
-    notifications = decode_notifications(payload("notification_invite_completed"))
-    (notification,) = notifications.value
+    body = payload("notification_invite_completed")
+    (item,) = body["value"]
     assert (
-        notification.resource
-        == f"/app/calls/{CALL_ID}/operations/5b9d1e2f-3a4c-4d6e-8f70-1a2b3c4d5e6f"
+        item["resource"] == f"/app/calls/{CALL_ID}/operations/5b9d1e2f-3a4c-4d6e-8f70-1a2b3c4d5e6f"
     )
-    assert notification.path == notification.resource_url
-    op = only_entity(notifications)
+    assert parse_resource_path(item["resource"]) == parse_resource_path(item["resourceUrl"])
+    op = only_entity(body)
     assert isinstance(op, InviteParticipantsOperation)
     assert op.participants == (
         InvitationParticipantInfo(
@@ -255,9 +272,9 @@ def test_invite_completed_keeps_legacy_resource(payload: Load) -> None:
 
 
 def test_multi_invite_with_null_id(payload: Load) -> None:
-    notifications = decode_notifications(payload("notification_invite_multi_null_id"))
-    assert notifications.value[0].resource_url.endswith("/operations/participants")  # type: ignore[union-attr]
-    op = only_entity(notifications)
+    body = payload("notification_invite_multi_null_id")
+    assert body["value"][0]["resourceUrl"].endswith("/operations/participants")
+    op = only_entity(body)
     assert isinstance(op, InviteParticipantsOperation)
     assert op.id is None
     assert op.client_context == "gc-5e6f7a8b-invite"
@@ -265,38 +282,37 @@ def test_multi_invite_with_null_id(payload: Load) -> None:
 
 
 def test_tone(payload: Load) -> None:
-    call = only_entity(decode_notifications(payload("notification_tone")))
+    call = only_entity(payload("notification_tone"))
     assert call == Call(
         state=CallState.ESTABLISHED, tone_info=ToneInfo(sequence_id=1, tone=Tone.TONE1)
     )
 
 
 def test_call_established_with_callback_uri(payload: Load) -> None:
-    notifications = decode_notifications(payload("notification_call_established"))
-    assert notifications.value[0].callback_uri == "https://bot.contoso.com/api/calling/callback"
-    assert only_entity(notifications) == Call(
+    body = payload("notification_call_established")
+    assert body["value"][0]["callbackUri"] == "https://bot.contoso.com/api/calling/callback"
+    assert only_entity(body) == Call(
         id=CALL_ID, state=CallState.ESTABLISHED, direction=CallDirection.OUTGOING
     )
 
 
 def test_call_terminating(payload: Load) -> None:
-    notifications = decode_notifications(payload("notification_call_terminating"))
-    assert notifications.value[0].change_type is ChangeType.UPDATED
-    assert only_entity(notifications) == Call(state=CallState.TERMINATING)
+    body = payload("notification_call_terminating")
+    assert read_change_type(body["value"][0]["changeType"]) is ChangeType.UPDATED
+    assert only_entity(body) == Call(state=CallState.TERMINATING)
 
 
 def test_call_terminated_with_string_codes(payload: Load) -> None:
-    notifications = decode_notifications(payload("notification_call_terminated_string_codes"))
-    assert notifications.value[0].change_type is ChangeType.DELETED
-    assert only_entity(notifications) == Call(
+    body = payload("notification_call_terminated_string_codes")
+    assert read_change_type(body["value"][0]["changeType"]) is ChangeType.DELETED
+    assert only_entity(body) == Call(
         state=CallState.TERMINATED,
         result_info=ResultInfo(code=200, subcode=5001, message="The conversation has ended."),
     )
 
 
 def test_roster_is_an_array_of_participants(payload: Load) -> None:
-    (notification,) = decode_notifications(payload("notification_roster")).value
-    bob, bot = notification.resource_data
+    bob, bot = entities(payload("notification_roster"))
     assert bob == Participant(
         id="550fae72-d251-43ec-868c-373732c2704f",
         info=ParticipantInfo(
@@ -322,9 +338,8 @@ def test_roster_is_an_array_of_participants(payload: Load) -> None:
 
 def test_incoming_call(payload: Load) -> None:
     data = payload("notification_incoming_call")
-    notifications = decode_notifications(data)
-    assert notifications.value[0].change_type is ChangeType.CREATED
-    call = only_entity(notifications)
+    assert read_change_type(data["value"][0]["changeType"]) is ChangeType.CREATED
+    call = only_entity(data)
     assert isinstance(call, Call)
     assert call.state is CallState.INCOMING
     assert call.direction is CallDirection.INCOMING
@@ -346,13 +361,14 @@ def test_incoming_call(payload: Load) -> None:
 
 
 def test_legacy_payload_with_resource_only(payload: Load) -> None:
-    (notification,) = decode_notifications(payload("notification_legacy_resource_only")).value
-    assert notification.change_type is ChangeType.DELETED
-    assert notification.resource_url is None
+    body = payload("notification_legacy_resource_only")
+    (item,) = body["value"]
+    assert read_change_type(item["changeType"]) is ChangeType.DELETED
+    assert "resourceUrl" not in item
     assert (
-        notification.path == f"/app/calls/{CALL_ID}/operations/c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"
+        item["resource"] == f"/app/calls/{CALL_ID}/operations/c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"
     )
-    (op,) = notification.resource_data
+    (op,) = entities(body)
     assert isinstance(op, RecordOperation)
     assert op.status is OperationStatus.COMPLETED
     assert op.completion_reason is CompletionReason.STOP_TONE_DETECTED
@@ -364,7 +380,7 @@ def test_legacy_payload_with_resource_only(payload: Load) -> None:
 
 
 def test_unknown_operation_type_is_a_base_operation(payload: Load) -> None:
-    op = only_entity(decode_notifications(payload("notification_unknown_operation_type")))
+    op = only_entity(payload("notification_unknown_operation_type"))
     assert type(op) is CommsOperation
     assert op.odata_type == "#microsoft.graph.startBreakoutRoomsOperation"
     assert op.status is OperationStatus.COMPLETED
@@ -433,7 +449,6 @@ def test_dispatch_to_each_subtype(cls: type[CommsOperation]) -> None:
     assert type(op) is cls
     assert op.id == "op-1"
     assert op.odata_type is None
-    assert type(structure_entity(data)) is cls
     assert type(CONVERTER.structure(data, CommsOperation)) is cls
     assert unstructure(op)["@odata.type"] == tag_of(cls)
 
@@ -469,65 +484,19 @@ def test_missing_type_uses_the_default() -> None:
     assert structure_operation(data).odata_type is None
 
 
-def test_the_tag_wins_over_the_default() -> None:
-    data = {"@odata.type": "#microsoft.graph.recordOperation"}
-    assert type(structure_operation(data, default=PlayPromptOperation)) is RecordOperation
-
-
-def test_converter_structures_a_subclass_as_asked() -> None:
-    data = {"@odata.type": "#microsoft.graph.recordOperation", "status": "running"}
-    assert type(CONVERTER.structure(data, PlayPromptOperation)) is PlayPromptOperation
-
-
-def test_structure_entity() -> None:
-    call = structure_entity({"@odata.type": "#microsoft.graph.call", "state": "established"})
-    assert call == Call(state=CallState.ESTABLISHED)
-    participant = structure_entity({"@odata.type": "#microsoft.graph.participant", "id": "p"})
-    assert participant == Participant(id="p")
-    future = structure_entity({"@odata.type": "#microsoft.graph.somethingNewOperation"})
-    assert future == CommsOperation(odata_type="#microsoft.graph.somethingNewOperation")
-    for as_is in (
-        {"@odata.type": "#microsoft.graph.contentSharingSession", "id": "s"},
-        {"id": "untagged"},
-        {"@odata.type": 7},
-        "text",
-        [1, 2],
-        None,
-    ):
-        assert structure_entity(as_is) is as_is
-
-
-def test_untagged_items_are_read_by_their_path() -> None:
-    def item(url: str, data: Any) -> dict[str, Any]:
-        return {"changeType": "updated", "resourceUrl": url, "resourceData": data}
-
-    body = {
-        "value": [
-            item(f"/communications/calls/{CALL_ID}/operations/op-1", {"id": "op-1"}),
-            item(f"/communications/calls/{CALL_ID}", {"state": "established"}),
-            item(f"/communications/calls/{CALL_ID}/participants", [{"id": "p-1"}]),
-            item(f"/communications/calls/{CALL_ID}/contentsharingsessions", [{"id": "s"}]),
-            item(f"/communications/calls/{CALL_ID}/operations/op-2", {"@odata.type": "#x.y"}),
-            # Every spelling the path parser knows (reference §5.8).
-            item(f"/app/calls/{CALL_ID}/participants/p-2", {"id": "p-2"}),
-            item(
-                f"https://graph.microsoft.com/beta/communications/calls/{CALL_ID}/Operations/op-3",
-                {"id": "op-3"},
-            ),
-            item(f"communications/calls/{CALL_ID}?x=1", {"state": "terminated"}),
-        ]
-    }
-    operation, call, roster, sharing, odd, legacy, absolute, bare = (
-        n.resource_data for n in decode_notifications(body).value
-    )
-    assert legacy == (Participant(id="p-2"),)
-    assert absolute == (CommsOperation(id="op-3"),)
-    assert bare == (Call(state=CallState.TERMINATED),)
-    assert operation == (CommsOperation(id="op-1"),)
-    assert call == (Call(state=CallState.ESTABLISHED),)
-    assert roster == (Participant(id="p-1"),)
-    assert sharing == ({"id": "s"},)
-    assert odd == (CommsOperation(odata_type="#x.y"),)
+def test_the_tag_narrows_the_default_and_never_leaves_it() -> None:
+    """What an action returns stays the type it declares: a tag naming a subtype of
+    the default picks it; a tag naming any other type reads as the default."""
+    record = {"@odata.type": "#microsoft.graph.recordOperation", "status": "running"}
+    assert type(structure_operation(record, CommsOperation)) is RecordOperation
+    assert type(structure_operation(record, RecordOperation)) is RecordOperation
+    assert type(structure_operation(record, PlayPromptOperation)) is PlayPromptOperation
+    assert type(CONVERTER.structure(record, PlayPromptOperation)) is PlayPromptOperation
+    base = {"@odata.type": "#microsoft.graph.commsOperation", "status": "running"}
+    assert type(structure_operation(base, PlayPromptOperation)) is PlayPromptOperation
+    unknown = {"@odata.type": "#microsoft.graph.fooOperation", "status": "running"}
+    assert type(structure_operation(unknown, PlayPromptOperation)) is PlayPromptOperation
+    assert structure_operation(unknown, PlayPromptOperation).odata_type is None
 
 
 # --- quirks (reference §5.8) --------------------------------------------------------
@@ -779,9 +748,8 @@ def test_enums_ignore_case() -> None:
             }
         ]
     }
-    notifications = decode_notifications(body)
-    assert notifications.value[0].change_type is ChangeType.UPDATED
-    assert only_entity(notifications) == Call(
+    assert read_change_type(body["value"][0]["changeType"]) is ChangeType.UPDATED
+    assert only_entity(body) == Call(
         state=CallState.ESTABLISHED,
         direction=CallDirection.INCOMING,
         requested_modalities=(Modality.AUDIO,),
@@ -797,10 +765,8 @@ def test_unknown_enum_values_are_kept_as_strings() -> None:
     assert not op.is_terminal
     call = structure_call({"state": "parked", "requestedModalities": ["hologram"]})
     assert (call.state, call.requested_modalities) == ("parked", ("hologram",))
-    (notification,) = decode_notifications(
-        {"value": [{"changeType": "archived", "resourceUrl": "/x"}]}
-    ).value
-    assert notification.change_type == "archived"
+    assert read_change_type("archived") == "archived"
+    assert read_change_type(None) == ""
     assert unstructure(op) == {
         "@odata.type": "#microsoft.graph.commsOperation",
         "status": "Paused",
@@ -822,34 +788,12 @@ def test_structure_participant() -> None:
     assert participant.removed_state.reason == "Removed"  # type: ignore[union-attr]
 
 
-def test_resource_data_object_array_or_missing() -> None:
-    def notification(**extra: Any) -> CommsNotification:
-        body = {
-            "value": [{"changeType": "deleted", "resourceUrl": "/communications/calls/c", **extra}]
-        }
-        (item,) = decode_notifications(body).value
-        return item
-
-    call = {"@odata.type": "#microsoft.graph.call", "state": "terminated"}
-    assert notification(resourceData=call).resource_data == (Call(state=CallState.TERMINATED),)
-    assert (
-        notification(resourceData=[call, call]).resource_data
-        == (Call(state=CallState.TERMINATED),) * 2
-    )
-    assert notification(resourceData=[]).resource_data == ()
-    assert notification(resourceData=None).resource_data == ()
-    assert notification().resource_data == ()
-
-
 # --- writing ------------------------------------------------------------------------
 
 
 def test_graph_objects_carry_odata_type_and_no_nones(payload: Load) -> None:
-    wire = unstructure(decode_notifications(payload("notification_incoming_call")))
-    assert wire["@odata.type"] == "#microsoft.graph.commsNotifications"
-    item = wire["value"][0]
-    assert item["@odata.type"] == "#microsoft.graph.commsNotification"
-    call = item["resourceData"]
+    wire = unstructure(only_entity(payload("notification_incoming_call")))
+    call = wire
     assert call["@odata.type"] == "#microsoft.graph.call"
     assert call["source"]["@odata.type"] == "#microsoft.graph.participantInfo"
     assert call["source"]["identity"]["@odata.type"] == "#microsoft.graph.identitySet"
@@ -886,49 +830,6 @@ def test_operation_wire_shape() -> None:
         "completionReason": "maxRecordDurationReached",
         "recordingLocation": "https://file.location/r",
         "recordingAccessToken": "tok",
-    }
-
-
-def test_notification_wire_shape_object_for_one_array_for_roster() -> None:
-    notifications = CommsNotifications(
-        value=(
-            CommsNotification(
-                change_type=ChangeType.DELETED,
-                resource_url="/communications/calls/c/operations/o",
-                resource_data=(PlayPromptOperation(status=OperationStatus.COMPLETED),),
-            ),
-            CommsNotification(
-                change_type=ChangeType.UPDATED,
-                resource_url="/communications/calls/c/participants",
-                resource_data=(Participant(id="p"),),
-            ),
-            CommsNotification(change_type="created", resource_url="/communications/calls/c/x"),
-        )
-    )
-    assert unstructure(notifications) == {
-        "@odata.type": "#microsoft.graph.commsNotifications",
-        "value": [
-            {
-                "@odata.type": "#microsoft.graph.commsNotification",
-                "changeType": "deleted",
-                "resourceUrl": "/communications/calls/c/operations/o",
-                "resourceData": {
-                    "@odata.type": "#microsoft.graph.playPromptOperation",
-                    "status": "completed",
-                },
-            },
-            {
-                "@odata.type": "#microsoft.graph.commsNotification",
-                "changeType": "updated",
-                "resourceUrl": "/communications/calls/c/participants",
-                "resourceData": [{"@odata.type": "#microsoft.graph.participant", "id": "p"}],
-            },
-            {
-                "@odata.type": "#microsoft.graph.commsNotification",
-                "changeType": "created",
-                "resourceUrl": "/communications/calls/c/x",
-            },
-        ],
     }
 
 
@@ -1245,7 +1146,7 @@ def test_every_request_model_has_a_body_test() -> None:
         for name in rq.__all__
         if isinstance(cls := getattr(rq, name), type)
         and issubclass(cls, rq.ActionRequest)
-        and cls not in (rq.ActionRequest, rq.OperationRequest)
+        and cls not in (rq.ActionRequest, rq.OperationRequest, rq.ControlRequest)
     }
     assert concrete == {type(model) for model, _ in REQUEST_BODIES}
     assert len(concrete) == 27
@@ -1293,35 +1194,13 @@ def test_structure_operation_garbage(data: Any) -> None:
     assert isinstance(caught.value, ValueError)
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"[]",
-        b"{}",
-        b'{"value": {}}',
-        b'{"value": null}',
-        b'{"value": "x"}',
-        b'{"value": [1]}',
-        b'{"value": [{"resourceUrl": "/communications/calls/c"}]}',
-        b'{"value": [{"changeType": null}]}',
-        b'{"value": [{"changeType": 1}]}',
-        b'{"value": [{"changeType": "updated", "resourceUrl": ["x"]}]}',
-        b'{"value": [{"changeType": "updated", "resourceData": {"@odata.type": "#microsoft.graph.call", "state": 1}}]}',
-    ],
-)
-def test_decode_notifications_garbage(body: bytes) -> None:
-    with pytest.raises(DeserializationError) as caught:
-        decode_notifications(body)
-    assert caught.value.payload == json.loads(body)
-
-
 def test_other_structure_functions_raise_deserialization_errors() -> None:
     with pytest.raises(DeserializationError):
         structure_call({"state": 5})
     with pytest.raises(DeserializationError):
         structure_participant({"isMuted": "perhaps"})
     with pytest.raises(DeserializationError):
-        structure_entity({"@odata.type": "#microsoft.graph.participant", "mediaStreams": 1})
+        structure_participant({"@odata.type": "#microsoft.graph.participant", "mediaStreams": 1})
     with pytest.raises(DeserializationError):
         structure_call({"mediaConfig": {"preFetchMedia": [{"resourceId": "no uri"}]}})
 
@@ -1330,10 +1209,14 @@ def test_error_says_where(payload: Load) -> None:
     body = payload("notification_roster")
     body["value"][0]["resourceData"][1]["mediaStreams"][0]["serverMuted"] = "sometimes"
     with pytest.raises(DeserializationError) as caught:
-        decode_notifications(body)
+        entities(body)
     message = str(caught.value)
-    assert "$.value[0].resourceData[1].mediaStreams[0].serverMuted" in message
+    assert "$.mediaStreams[0].serverMuted" in message
     assert "expected a boolean" in message
+    for fast in (True, False):  # cattrs's own code says where too
+        with pytest.raises(Exception) as raw:
+            make_converter(fast=fast).structure(body["value"][0]["resourceData"][1], Participant)
+        assert "$.mediaStreams[0].serverMuted" in str(failure("x", None, raw.value))
 
 
 @pytest.mark.parametrize(
@@ -1345,13 +1228,13 @@ def test_errors_never_quote_the_payload(field: str, payload: Load) -> None:
     secret = data["recordingAccessToken"]
     data[field] = {"leak": secret, secret: [secret]} if field != "resultInfo" else [secret]
     with pytest.raises(DeserializationError) as caught:
-        decode_notifications(json.dumps(body).encode())
+        entities(json.loads(json.dumps(body)))
     error = caught.value
     printed = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     assert secret not in str(error)
     assert secret not in repr(error)
     assert secret not in printed
-    assert error.payload == body
+    assert error.payload == data
 
 
 def test_error_from_a_python_parse_never_quotes_the_value() -> None:
@@ -1366,20 +1249,18 @@ def test_error_from_a_python_parse_never_quotes_the_value() -> None:
 
 def test_make_converter_builds_independent_converters() -> None:
     fast = make_converter()
-    detailed = make_converter(detailed_validation=True)
+    plain = make_converter(fast=False)
     assert isinstance(fast, cattrs.Converter)
-    assert not fast.detailed_validation
-    assert detailed.detailed_validation
     assert fast is not CONVERTER
     data = {
         "@odata.type": "#Microsoft.Graph.RecordOperation",
         "status": "Running",
         "resultInfo": {"code": "200"},
     }
-    assert detailed.structure(data, CommsOperation) == fast.structure(data, CommsOperation)
-    assert detailed.structure(data, CommsOperation) == structure_operation(data)
+    assert plain.structure(data, CommsOperation) == fast.structure(data, CommsOperation)
+    assert plain.structure(data, CommsOperation) == structure_operation(data)
     with pytest.raises(cattrs.ClassValidationError):
-        detailed.structure(
+        plain.structure(
             {"@odata.type": "#microsoft.graph.recordOperation", "status": 1}, CommsOperation
         )
 
@@ -1436,25 +1317,6 @@ json_objects = st.dictionaries(keys, json_values, max_size=8) | st.builds(
     st.sampled_from(TAGS),
     st.dictionaries(keys, json_values, max_size=8),
 )
-notification_items = (
-    st.fixed_dictionaries(
-        {
-            "changeType": st.sampled_from(["deleted", "Updated", "created"]) | scalars,
-            "resourceUrl": st.sampled_from(
-                [
-                    f"/communications/calls/{CALL_ID}",
-                    f"/communications/calls/{CALL_ID}/operations/op",
-                    f"communications/calls/{CALL_ID}/participants",
-                ]
-            )
-            | scalars,
-        },
-        optional={"resourceData": json_values | json_objects | st.lists(json_objects, max_size=3)},
-    )
-    | json_values
-)
-envelopes = st.fixed_dictionaries({"value": st.lists(notification_items, max_size=3)}) | json_values
-
 PROPERTY_SETTINGS = settings(
     deadline=None, max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -1471,25 +1333,6 @@ def test_structure_operation_raises_only_deserialization_errors(data: Any) -> No
         assert op.payload is data
     else:
         assert isinstance(op, CommsOperation)
-
-
-@PROPERTY_SETTINGS
-@given(body=envelopes)
-def test_decode_notifications_raises_only_deserialization_errors(body: Any) -> None:
-    try:
-        notifications = decode_notifications(body)
-    except DeserializationError:
-        return
-    assert isinstance(notifications, CommsNotifications)
-    # Whatever was read writes back and reads the same.
-    assert decode_notifications(unstructure(notifications)) == notifications
-
-
-@PROPERTY_SETTINGS
-@given(raw=st.binary(max_size=64) | st.text(max_size=64))
-def test_decode_notifications_raw_bytes(raw: bytes | str) -> None:
-    with contextlib.suppress(DeserializationError):
-        decode_notifications(raw)
 
 
 def _mutate(draw: st.DataObject, value: Any) -> Any:
@@ -1517,10 +1360,14 @@ def test_mutated_payloads_raise_only_deserialization_errors(
     mutated = _mutate(draw, payload(name))
     try:
         if name.startswith("notification_"):
-            decode_notifications(mutated)
+            entities(mutated)
         else:
             structure_operation(mutated)
     except DeserializationError:
+        pass
+    except (KeyError, TypeError, IndexError, AssertionError, AttributeError):
+        # The mutation broke the envelope around the entity, which the helper above
+        # (not graphcomms) reads: the ingestion's own tests cover envelopes.
         pass
 
 
@@ -1554,12 +1401,10 @@ def test_operations_round_trip(op: CommsOperation) -> None:
     assert structure_operation(json.loads(json.dumps(unstructure(op)))) == op
 
 
-# -- the fast reader and cattrs's generated code agree ------------------------------
+# -- the fast readers and cattrs's generated code agree -----------------------------
 
-
-
-_FAST = _build(detailed_validation=False)[1]
-_CATTRS = _build(detailed_validation=True)[1]
+_FAST = make_converter()
+_PLAIN = make_converter(fast=False)
 
 
 def _outcome(read: Any) -> Any:
@@ -1569,17 +1414,37 @@ def _outcome(read: Any) -> Any:
         return ("error", type(exc).__mro__[-2:])  # raised, whatever the detail
 
 
+ENTITY_TYPES: dict[ResourceKind, type] = {
+    ResourceKind.OPERATION: CommsOperation,
+    ResourceKind.CALL: Call,
+    ResourceKind.PARTICIPANTS: Participant,
+    ResourceKind.PARTICIPANT: Participant,
+}
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in PAYLOADS.glob("notification_*.json")))
-def test_fast_reader_equals_cattrs_on_recorded_notifications(name: str) -> None:
+def test_fast_reader_equals_the_plain_one_on_recorded_notifications(name: str) -> None:
     body = json.loads((PAYLOADS / f"{name}.json").read_text())
-    assert _FAST.notifications(body, None) == _CATTRS.notifications(body, None)
+    for item in body["value"]:
+        ref = parse_resource_path(item.get("resourceUrl") or item.get("resource"))
+        assert ref is not None
+        data = item["resourceData"]
+        for entity in data if isinstance(data, list) else [data]:
+            cls = ENTITY_TYPES[ref.kind]
+            fast = _FAST.structure(entity, cls)
+            assert fast == _PLAIN.structure(entity, cls)
+            assert type(fast) is type(_PLAIN.structure(entity, cls))
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in PAYLOADS.glob("response_*.json")))
-def test_fast_reader_equals_cattrs_on_recorded_responses(name: str) -> None:
+@pytest.mark.parametrize("default", [CommsOperation, PlayPromptOperation, RecordOperation])
+def test_fast_reader_equals_the_plain_one_on_recorded_responses(
+    name: str, default: type[CommsOperation]
+) -> None:
     body = json.loads((PAYLOADS / f"{name}.json").read_text())
-    fast = _FAST.operation(body, PlayPromptOperation)
-    assert fast == _CATTRS.operation(body, PlayPromptOperation)
+    fast = _FAST.structure(body, default)
+    assert fast == _PLAIN.structure(body, default)
+    assert type(fast) is type(_PLAIN.structure(body, default))
 
 
 _json_leaf = st.none() | st.booleans() | st.integers(-5, 600) | st.text(max_size=8)
@@ -1587,28 +1452,47 @@ _operation_dicts = st.fixed_dictionaries(
     {},
     optional={
         "@odata.type": st.sampled_from(
-            ["#microsoft.graph.playPromptOperation", "#microsoft.graph.recordOperation",
-             "#microsoft.graph.inviteParticipantsOperation", "#microsoft.graph.mysteryOperation"]
+            [
+                "#microsoft.graph.playPromptOperation",
+                "#microsoft.graph.recordOperation",
+                "#microsoft.graph.inviteParticipantsOperation",
+                "#microsoft.graph.mysteryOperation",
+            ]
         ),
         "id": st.none() | st.text(max_size=6),
         "clientContext": st.none() | st.text(max_size=6),
-        "status": st.none() | st.sampled_from(["running", "Completed", "failed", "odd"]) | _json_leaf,
-        "resultInfo": st.none() | st.fixed_dictionaries(
-            {}, optional={"code": _json_leaf, "subcode": _json_leaf, "subCode": _json_leaf,
-                          "message": _json_leaf}) | _json_leaf,
-        "completionReason": st.none() | st.sampled_from(["unknown", "stopToneDetected"]) | _json_leaf,
+        "status": st.none()
+        | st.sampled_from(["running", "Completed", "failed", "odd"])
+        | _json_leaf,
+        "resultInfo": st.none()
+        | st.fixed_dictionaries(
+            {},
+            optional={
+                "code": _json_leaf,
+                "subcode": _json_leaf,
+                "subCode": _json_leaf,
+                "message": _json_leaf,
+            },
+        )
+        | _json_leaf,
+        "completionReason": st.none()
+        | st.sampled_from(["unknown", "stopToneDetected"])
+        | _json_leaf,
         "recordingLocation": _json_leaf,
         "recordResourceAccessToken": _json_leaf,
         "createdDateTime": st.none() | st.sampled_from(["2019-03-01T19:03:28.1234567Z", "bad"]),
-        "participants": st.none() | st.lists(st.fixed_dictionaries({}, optional={"hidden": _json_leaf}), max_size=2),
+        "participants": st.none()
+        | st.lists(st.fixed_dictionaries({}, optional={"hidden": _json_leaf}), max_size=2),
     },
 )
 
 
-@given(_operation_dicts)
-def test_fast_reader_equals_cattrs_on_any_operation(data: dict[str, Any]) -> None:
-    fast = _outcome(lambda: _FAST.operation(data, PlayPromptOperation))
-    slow = _outcome(lambda: _CATTRS.operation(data, PlayPromptOperation))
+@given(_operation_dicts, st.sampled_from([CommsOperation, PlayPromptOperation, RecordOperation]))
+def test_fast_reader_equals_the_plain_one_on_any_operation(
+    data: dict[str, Any], default: type[CommsOperation]
+) -> None:
+    fast = _outcome(lambda: _FAST.structure(data, default))
+    slow = _outcome(lambda: _PLAIN.structure(data, default))
     assert fast[0] == slow[0], (fast, slow)
     if fast[0] == "ok":
         assert fast[1] == slow[1]
@@ -1616,14 +1500,21 @@ def test_fast_reader_equals_cattrs_on_any_operation(data: dict[str, Any]) -> Non
 
 
 @pytest.mark.parametrize("backend", ["orjson", "json"])
-def test_loads_works_with_and_without_orjson(
-    backend: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import graphcomms._converter as converter
+def test_loads_works_with_and_without_orjson(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import graphcomms._json as codec
 
     if backend == "json":
-        monkeypatch.setattr(converter, "_orjson_loads", None)
-    assert converter.loads(b'{"value": [1]}') == {"value": [1]}
-    assert converter.loads('{"a": "\\u00e9"}') == {"a": "\u00e9"}
+        monkeypatch.setattr(codec, "_orjson_loads", None)
+        monkeypatch.setattr(codec, "_orjson_dumps", None)
+    assert codec.loads(b'{"value": [1]}') == {"value": [1]}
+    assert codec.loads('{"a": "\\u00e9"}') == {"a": "\u00e9"}
     with pytest.raises(DeserializationError, match="invalid JSON"):
-        converter.loads(b"{not json")
+        codec.loads(b"{not json")
+    assert codec.loads(codec.dumps({"a": "\u00e9", "n": [1, None]})) == {
+        "a": "\u00e9",
+        "n": [1, None],
+    }
+    # Python's own decoding limits are DeserializationErrors too (never a bare ValueError).
+    with pytest.raises(DeserializationError, match="exceeds") as caught:
+        codec.loads(b'{"n": ' + b"9" * 5000 + b"}")
+    assert "9999" not in str(caught.value)

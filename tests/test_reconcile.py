@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from aioresponses import aioresponses
 
-from graphcomms import CallEndedError, CommsClient, MediaPrompt, OperationStatus
+from graphcomms import (
+    CallEndedError,
+    CommsClient,
+    MediaPrompt,
+    OperationStatus,
+    TrackingSettings,
+)
 
 GRAPH = "https://graph.test/v1.0/"
 CALL_ID = "421f1100-f2f4-4b8f-9d8c-4e2b6d8b8f1c"
@@ -20,15 +26,20 @@ PROMPT = MediaPrompt.from_uri("https://cdn.test/hello.wav")
 
 
 def running(**extra: Any) -> dict[str, Any]:
-    return {"@odata.type": "#microsoft.graph.playPromptOperation", "id": OP_ID,
-            "status": "running", **extra}
+    return {
+        "@odata.type": "#microsoft.graph.playPromptOperation",
+        "id": OP_ID,
+        "status": "running",
+        **extra,
+    }
 
 
 @pytest.fixture
 async def client(mock_graph: aioresponses) -> AsyncIterator[CommsClient]:
     # reconcile_after=0: every pending tracker counts as silent; the test drives passes.
-    async with CommsClient("t", base_url=GRAPH, reconcile_after=0.0,
-                           reconcile_interval=3600) as c:
+    async with CommsClient(
+        "t", base_url=GRAPH, tracking=TrackingSettings(reconcile_after=0.0, reconcile_interval=3600)
+    ) as c:
         yield c
 
 
@@ -45,12 +56,13 @@ async def test_a_lost_completion_is_recovered_by_reading_the_operation(
     client: CommsClient, mock_graph: aioresponses
 ) -> None:
     tracker = await start_prompt(client, mock_graph, running())
-    mock_graph.get(OP_URL, payload=running(status="completed",
-                                           resultInfo={"code": 200, "subcode": 0}))
+    mock_graph.get(
+        OP_URL, payload=running(status="completed", resultInfo={"code": 200, "subcode": 0})
+    )
     assert await client.reconcile() == 1
     assert (await tracker).status is OperationStatus.COMPLETED
     assert client.stats.reconciled == 1
-    assert client._registry.holds_nothing
+    assert (client.stats.pending, client.stats.early_pending) == (0, 0)
 
 
 async def test_a_still_running_operation_stays_pending(
@@ -80,8 +92,10 @@ async def test_unreadable_operation_on_a_live_call_stays_pending(
 ) -> None:
     tracker = await start_prompt(client, mock_graph, running())
     mock_graph.get(OP_URL, status=405, payload={"error": {"code": "MethodNotAllowed"}})
-    mock_graph.get(CALL_URL, payload={"@odata.type": "#microsoft.graph.call", "id": CALL_ID,
-                                      "state": "established"})
+    mock_graph.get(
+        CALL_URL,
+        payload={"@odata.type": "#microsoft.graph.call", "id": CALL_ID, "state": "established"},
+    )
     await client.reconcile()
     assert not tracker.done()
     assert gets(mock_graph, CALL_URL) == 1
@@ -94,8 +108,14 @@ async def test_terminated_call_found_by_reading_it_fails_trackers(
     del body["id"]
     mock_graph.post(f"{CALL_URL}/playPrompt", payload=body)  # no id, no Location
     tracker = await client.call(CALL_ID).play_prompt([PROMPT])
-    mock_graph.get(CALL_URL, payload={"id": CALL_ID, "state": "terminated",
-                                      "resultInfo": {"code": 200, "subcode": 5001}})
+    mock_graph.get(
+        CALL_URL,
+        payload={
+            "id": CALL_ID,
+            "state": "terminated",
+            "resultInfo": {"code": 200, "subcode": 5001},
+        },
+    )
     await client.reconcile()
     with pytest.raises(CallEndedError) as info:
         await tracker
@@ -114,15 +134,22 @@ async def test_each_call_is_reconciled_at_most_once_per_interval(
 
 
 async def test_reconciling_can_be_switched_off(mock_graph: aioresponses) -> None:
-    async with CommsClient("t", base_url=GRAPH, reconcile_after=None) as client:
+    async with CommsClient(
+        "t", base_url=GRAPH, tracking=TrackingSettings(reconcile_after=None)
+    ) as client:
         await start_prompt(client, mock_graph, running())
+        mock_graph.get(OP_URL, payload=running(status="completed"), repeat=True)
         assert await client.reconcile() == 0
-        assert client._reconciler_task is None
+        await asyncio.sleep(0.05)
+        assert gets(mock_graph, OP_URL) == 0
 
 
 async def test_the_client_reconciles_on_its_own(mock_graph: aioresponses) -> None:
-    async with CommsClient("t", base_url=GRAPH, reconcile_after=0.01,
-                           reconcile_interval=0.01) as client:
+    async with CommsClient(
+        "t",
+        base_url=GRAPH,
+        tracking=TrackingSettings(reconcile_after=0.01, reconcile_interval=0.01),
+    ) as client:
         tracker = await start_prompt(client, mock_graph, running())
         mock_graph.get(OP_URL, payload=running(status="completed"))
         assert (await tracker.wait(timeout=5)).status is OperationStatus.COMPLETED
@@ -132,19 +159,28 @@ async def test_the_client_reconciles_on_its_own(mock_graph: aioresponses) -> Non
 async def test_a_lost_state_notification_is_recovered_for_a_waiter(
     mock_graph: aioresponses,
 ) -> None:
-    async with CommsClient("t", base_url=GRAPH, reconcile_after=0.01,
-                           reconcile_interval=0.01) as client:
+    async with CommsClient(
+        "t",
+        base_url=GRAPH,
+        tracking=TrackingSettings(reconcile_after=0.01, reconcile_interval=0.01),
+    ) as client:
         call = client.call(CALL_ID)
         # Graph says the call is established, but the notification never came.
         mock_graph.get(CALL_URL, payload={"id": CALL_ID, "state": "established"})
         snapshot = await call.wait_for_state("established", timeout=5)
         assert snapshot.state == "established"
-        assert call.waiting_since is None
+        # Nobody waits any more: the call is not read again.
+        read = gets(mock_graph, CALL_URL)
+        await asyncio.sleep(0.05)
+        assert gets(mock_graph, CALL_URL) == read
 
 
 async def test_a_lost_end_of_call_is_recovered_for_a_waiter(mock_graph: aioresponses) -> None:
-    async with CommsClient("t", base_url=GRAPH, reconcile_after=0.01,
-                           reconcile_interval=0.01) as client:
+    async with CommsClient(
+        "t",
+        base_url=GRAPH,
+        tracking=TrackingSettings(reconcile_after=0.01, reconcile_interval=0.01),
+    ) as client:
         call = client.call(CALL_ID)
         mock_graph.get(CALL_URL, status=404, payload={"error": {"code": "NotFound"}})
         with pytest.raises(CallEndedError):
@@ -152,16 +188,18 @@ async def test_a_lost_end_of_call_is_recovered_for_a_waiter(mock_graph: aiorespo
         assert call.ended
 
 
-async def test_a_call_nobody_waits_on_is_not_read(client: CommsClient,
-                                                  mock_graph: aioresponses) -> None:
+async def test_a_call_nobody_waits_on_is_not_read(
+    client: CommsClient, mock_graph: aioresponses
+) -> None:
     client.call(CALL_ID)
     assert await client.reconcile() == 0
     assert gets(mock_graph, CALL_URL) == 0
 
 
 async def test_a_hung_up_call_whose_end_was_lost_is_released(mock_graph: aioresponses) -> None:
-    async with CommsClient("t", base_url=GRAPH, reconcile_after=0.0,
-                           reconcile_interval=3600) as client:
+    async with CommsClient(
+        "t", base_url=GRAPH, tracking=TrackingSettings(reconcile_after=0.0, reconcile_interval=3600)
+    ) as client:
         call = client.call(CALL_ID)
         mock_graph.delete(CALL_URL, status=204)
         await call.hang_up()
@@ -170,4 +208,5 @@ async def test_a_hung_up_call_whose_end_was_lost_is_released(mock_graph: aioresp
         assert await client.reconcile() == 1
         assert call.ended
         assert client.call(CALL_ID) is call  # still the same, ended handle
-        assert client._calls == {}
+        assert await client.reconcile() == 0  # an ended call is not read again
+        assert gets(mock_graph, CALL_URL) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,10 +11,12 @@ from hypothesis import strategies as st
 from graphcomms._routing import (
     ResourceKind,
     ResourceRef,
+    call_path,
     normalize_id,
     parse_resource_path,
-    usual_operation_id,
+    path_segment,
 )
+from graphcomms.errors import InvalidRequestError
 
 CALL = "421f1100-f2f4-4b8f-9d8c-4e2b6d8b8f1c"
 OP = "0fe0623f-d628-42ed-b4bd-8ac290072cc5"
@@ -78,47 +82,44 @@ def test_paths_not_under_a_call(path: str | None) -> None:
     assert parse_resource_path(path) is None
 
 
-# -- the ingestion's short path agrees with the parser ------------------------------
+# -- request paths: an id is exactly one segment ------------------------------------
 
-_SEGMENTS = st.sampled_from(
-    ["", "communications", "calls", "app", "operations", "participants", "Operations",
-     CALL, NCALL.upper(), OP, NOP.upper(), "x?y=1", "a-b"]
-)
-
-
-@given(
-    lead=st.sampled_from(["/", "", "https://graph.microsoft.com/v1.0/"]),
-    head=st.sampled_from(["communications/calls", "app/calls", "communications/Calls"]),
-    call=_SEGMENTS,
-    collection=st.sampled_from(["operations", "participants", "Operations", ""]),
-    rest=st.lists(_SEGMENTS, max_size=3),
-)
-def test_usual_operation_id_answers_as_the_parser_or_not_at_all(
-    lead: str, head: str, call: str, collection: str, rest: list[str]
-) -> None:
-    path = lead + "/".join([head, call, collection, *rest])
-    found = usual_operation_id(path)
-    if found is not None:
-        ref = parse_resource_path(path)
-        assert ref is not None
-        assert ref.kind is ResourceKind.OPERATION
-        assert ref.item_id == found
+HOSTILE_IDS = [
+    "../../../v1.0/users/victim",
+    "%2e%2e%2fusers",
+    "a/b",
+    "a#fragment",
+    "a?x=1",
+    "a b",
+    "\u00e9\u4e2d",
+    "a\\b",
+    "...",
+    ";x",
+]
 
 
-@pytest.mark.parametrize(
-    ("path", "expected"),
-    [
-        (f"/communications/calls/{CALL}/operations/{OP}", NOP),
-        (f"/communications/calls/{NCALL.upper()}/operations/{NOP.upper()}", NOP),
-        # Anything else is left to parse_resource_path.
-        (f"communications/calls/{CALL}/operations/{OP}", None),
-        (f"/communications/calls/{CALL}/operations/participants", None),
-        (f"/communications/calls/{CALL}/operations/{OP}/", None),
-        (f"/communications/calls/{CALL}/operations/{OP}?x=1", None),
-        (f"/communications/calls/{CALL}/participants/{OP}", None),
-        (f"/communications/calls//operations/{OP}", None),
-        (f"/communications/calls/{CALL}", None),
-    ],
-)
-def test_usual_operation_id(path: str, expected: str | None) -> None:
-    assert usual_operation_id(path) == expected
+@pytest.mark.parametrize("call_id", HOSTILE_IDS)
+def test_call_path_places_any_id_as_one_segment(call_id: str) -> None:
+    path = call_path(call_id, "playPrompt")
+    prefix, rest = path.split("communications/calls/", 1)
+    assert prefix == ""
+    segment, action = rest.split("/")
+    assert action == "playPrompt"
+    assert unquote(segment) == call_id
+    assert not set(segment) & set("/?#")
+
+
+@pytest.mark.parametrize("bad", ["", ".", ".."])
+def test_an_id_that_a_resolver_would_move_by_is_refused(bad: str) -> None:
+    with pytest.raises(InvalidRequestError):
+        call_path(bad)
+    with pytest.raises(InvalidRequestError):
+        path_segment(bad)
+
+
+@given(st.text(min_size=1).filter(lambda t: t not in (".", "..")))
+def test_path_segment_round_trips_and_never_splits(value: str) -> None:
+    segment = path_segment(value)
+    assert unquote(segment) == value
+    assert not set(segment) & set("/?#")
+    assert segment not in (".", "..")

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 from aioresponses import CallbackResult, aioresponses
-from async_support import settle
+from async_support import holds_nothing, settle
 
 from graphcomms import (
     CallEndedError,
     ClientClosedError,
     CommsClient,
     InvalidRequestError,
+    Limits,
     MediaPrompt,
     OperationFailedError,
     OperationStatus,
@@ -24,9 +25,12 @@ from graphcomms import (
     PlayPromptOperation,
     RecordOperation,
     ResultInfo,
+    TrackingSettings,
 )
+from graphcomms._converter import unstructure
 from graphcomms._events import CallbackRunner
 from graphcomms._registry import OperationRegistry
+from graphcomms._stats import ClientStats
 from graphcomms._tracker import OperationTracker
 from graphcomms.models import (
     Call,
@@ -121,7 +125,7 @@ async def test_response_already_completed_resolves_at_once(
     op = await tracker
     assert isinstance(op, SubscribeToToneOperation)
     assert client.stats.pending == 0
-    assert client._registry.holds_nothing
+    assert holds_nothing(client)
 
 
 async def test_response_already_failed_raises_with_the_operation(
@@ -158,7 +162,7 @@ async def test_non_terminal_response_stays_pending_until_terminal_notification(
     op = await tracker
     assert isinstance(op, PlayPromptOperation)
     assert op.status is OperationStatus.COMPLETED
-    assert client._registry.holds_nothing
+    assert holds_nothing(client)
 
 
 async def test_response_without_id_takes_it_from_location(
@@ -272,7 +276,7 @@ async def test_duplicates_and_later_notifications_after_terminal_are_ignored(
     assert (await tracker).status is OperationStatus.COMPLETED
     assert client.stats.duplicates == 3
     assert client.stats.early_pending == 0
-    assert client._registry.holds_nothing
+    assert holds_nothing(client)
 
 
 async def test_notification_overtaking_the_response_by_client_context(
@@ -289,7 +293,7 @@ async def test_notification_overtaking_the_response_by_client_context(
     # The late "running" response must not regress the terminal snapshot.
     assert tracker.done()
     assert (await tracker).status is OperationStatus.COMPLETED
-    assert client._registry.holds_nothing
+    assert holds_nothing(client)
 
 
 async def test_unknown_operation_is_buffered_and_applied_when_it_binds(
@@ -310,20 +314,27 @@ async def test_unknown_operation_is_buffered_and_applied_when_it_binds(
     assert client.stats.early_pending == 0
 
 
-async def test_early_notification_for_no_tracker_expires_silently(
-    client: CommsClient,
-) -> None:
-    client.feed(completion("nobody", op_id="ffffffff-0000-0000-0000-000000000000"))
-    assert client.stats.early_pending == 1
-    client._registry._early_ttl = 0.0
-    client._registry.sweep()
-    assert client.stats.early_pending == 0
-    assert client.stats.early_expired == 1
-    assert client._registry.holds_nothing
+async def test_early_notification_for_no_tracker_expires_silently() -> None:
+    async with CommsClient(
+        "t",
+        base_url=GRAPH,
+        tracking=TrackingSettings(reconcile_after=0.01, reconcile_interval=0.01),
+        limits=Limits(early_ttl=0.02),
+    ) as client:
+        client.feed(completion("nobody", op_id="ffffffff-0000-0000-0000-000000000000"))
+        assert client.stats.early_pending == 1
+        # Nothing else happens: the client's periodic pass lets it go.
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if not client.stats.early_pending:
+                break
+        assert client.stats.early_pending == 0
+        assert client.stats.early_expired == 1
+        assert holds_nothing(client)
 
 
 async def test_early_buffer_is_bounded_in_count() -> None:
-    async with CommsClient("t", base_url=GRAPH, early_limit=3) as small:
+    async with CommsClient("t", base_url=GRAPH, limits=Limits(early_notifications=3)) as small:
         for n in range(10):
             small.feed(completion(f"ctx-{n}", op_id=f"{n:08d}-0000-0000-0000-000000000000"))
         assert small.stats.early_pending == 3
@@ -362,7 +373,7 @@ async def test_call_end_fails_every_pending_tracker_with_its_result_info(
         assert info.value.operation is not None
     assert call.ended
     assert client.stats.call_ended == 2
-    assert client._registry.holds_nothing
+    assert holds_nothing(client)
 
 
 # -- waiting ----------------------------------------------------------------------
@@ -402,7 +413,10 @@ async def test_own_deadline_fails_then_late_result_is_recorded_and_reported(
 ) -> None:
     late: list[Any] = []
     async with CommsClient(
-        "t", base_url=GRAPH, operation_timeout=0.02, on_late_result=lambda t, op: late.append(op)
+        "t",
+        base_url=GRAPH,
+        tracking=TrackingSettings(operation_timeout=0.02),
+        on_late_result=lambda t, op: late.append(op),
     ) as client:
         respond(graph, "playPrompt", running())
         tracker = await client.call(CALL_ID).play_prompt([PROMPT])
@@ -509,7 +523,7 @@ async def test_close_fails_pending_trackers_and_leaks_no_task(graph: aioresponse
         await tracker
     await client.aclose()  # idempotent
     assert client.stats.closed == 1
-    assert client._registry.holds_nothing
+    assert holds_nothing(client)
     assert asyncio.all_tasks() <= before
     with pytest.raises(ClientClosedError):
         await client.call(CALL_ID).play_prompt([PROMPT])
@@ -619,7 +633,7 @@ async def test_a_failed_post_leaves_nothing_registered(
 
     with pytest.raises(NotFoundError):
         await client.call(CALL_ID).play_prompt([PROMPT])
-    assert client._registry.holds_nothing
+    assert holds_nothing(client)
     assert client.stats.pending == 0
 
 
@@ -671,6 +685,14 @@ async def runner() -> AsyncIterator[CallbackRunner]:
     await callbacks.aclose()
 
 
+def registry_of(
+    runner: CallbackRunner, now: list[float] | None = None, **options: Any
+) -> OperationRegistry:
+    if now is not None:
+        options["clock"] = lambda: now[0]
+    return OperationRegistry(stats=ClientStats(), runner=runner, **options)
+
+
 def expect(
     registry: OperationRegistry, runner: CallbackRunner, ctx: str
 ) -> OperationTracker[PlayPromptOperation]:
@@ -691,16 +713,23 @@ def finish(
     return tracker
 
 
+def snapshot(**fields: Any) -> dict[str, Any]:
+    """An operation as a notification's resourceData carries it."""
+    return unstructure(PlayPromptOperation(**fields))
+
+
 async def test_finished_work_memory_expires_without_a_sweeper(runner: CallbackRunner) -> None:
     now = [0.0]
-    registry = OperationRegistry(late_grace=10.0, clock=lambda: now[0])
+    registry = registry_of(runner, now, late_grace=10.0)
     finish(registry, runner, "first", "op1")
-    assert registry._by_id["op1"] == registry._by_context["first"] == 10.0  # remembered
+    assert registry.remembers(operation_id="op1")
+    assert registry.remembers(client_context="first")
     now[0] = 11.0  # past the grace window: the next resolution lets it go
     finish(registry, runner, "second", "op2")
-    assert "op1" not in registry._by_id
-    assert "first" not in registry._by_context
-    assert registry._by_id["op2"] == 21.0
+    assert not registry.remembers(operation_id="op1")
+    assert not registry.remembers(client_context="first")
+    assert registry.remembers(operation_id="op2")
+    assert registry.finished_remembered == 1
     assert registry.holds_nothing
 
 
@@ -708,8 +737,8 @@ async def test_unclaimed_early_notification_expires_when_other_work_resolves(
     runner: CallbackRunner,
 ) -> None:
     now = [0.0]
-    registry = OperationRegistry(early_ttl=5.0, clock=lambda: now[0])
-    registry.apply("c", "nobody", PlayPromptOperation(status="completed"), deleted=True)
+    registry = registry_of(runner, now, limits=Limits(early_ttl=5.0))
+    registry.apply("c", "nobody", snapshot(status="completed"), deleted=True)
     assert registry.stats.early_pending == 1
     now[0] = 6.0  # no other early notification arrives; a resolution lets it go
     finish(registry, runner, "ctx", "op")
@@ -722,7 +751,7 @@ async def test_a_finished_operations_context_can_be_reused_and_its_memory_spares
     runner: CallbackRunner,
 ) -> None:
     now = [0.0]
-    registry = OperationRegistry(late_grace=10.0, clock=lambda: now[0])
+    registry = registry_of(runner, now, late_grace=10.0)
     first = finish(registry, runner, "same", "op1")
     assert first.done()
     # Pending work may not share a context; finished work does not block it.
@@ -734,37 +763,71 @@ async def test_a_finished_operations_context_can_be_reused_and_its_memory_spares
     # is still found by it.
     now[0] = 11.0
     registry.sweep()
-    assert "op1" not in registry._by_id
-    registry.apply(
-        "c", None, PlayPromptOperation(client_context="same", status="completed"), deleted=False
-    )
+    assert not registry.remembers(operation_id="op1")
+    registry.apply("c", None, snapshot(client_context="same", status="completed"), deleted=False)
     assert second.done()
     assert second.status == OperationStatus.COMPLETED
     # A late duplicate of either is counted, not buffered as early.
-    registry.apply("c", "op2", PlayPromptOperation(status="completed"), deleted=True)
+    registry.apply("c", "op2", snapshot(status="completed"), deleted=True)
     assert registry.stats.duplicates == 1
     assert registry.stats.early_pending == 0
 
 
+async def test_a_late_duplicate_of_finished_work_never_resolves_its_contexts_new_owner(
+    runner: CallbackRunner,
+) -> None:
+    """A context reused after its first operation finished, then Graph redelivers the
+    first operation's (failed) outcome: an id that names finished work is a duplicate,
+    whatever the context says."""
+    registry = registry_of(runner)
+    finish(registry, runner, "main-menu", "op1")
+    second = expect(registry, runner, "main-menu")
+    registry.bind(second, "op2", PlayPromptOperation(id="op2", status="running"))
+    registry.apply(
+        "c", "op1", snapshot(id="op1", client_context="main-menu", status="failed"), deleted=True
+    )
+    assert not second.done()
+    assert registry.stats.duplicates == 1
+    # ... also when only the body names the old id.
+    registry.apply(
+        "c", None, snapshot(id="op1", client_context="main-menu", status="failed"), deleted=True
+    )
+    assert not second.done()
+    assert registry.stats.duplicates == 2
+    registry.apply("c", "op2", snapshot(status="completed"), deleted=True)
+    assert second.succeeded()
+
+
+async def test_a_context_match_naming_another_operation_is_not_taken(
+    runner: CallbackRunner,
+) -> None:
+    """The context of a pending operation whose id is known, on an item naming another
+    (unknown) id, is another operation's: it waits as early, it resolves nothing."""
+    registry = registry_of(runner)
+    pending = expect(registry, runner, "ctx")
+    registry.bind(pending, "op2", PlayPromptOperation(id="op2", status="running"))
+    registry.apply("c", "op9", snapshot(client_context="ctx", status="completed"), deleted=True)
+    assert not pending.done()
+    assert registry.stats.early_pending == 1
+
+
 async def test_a_discarded_tracker_leaves_no_memory(runner: CallbackRunner) -> None:
-    registry = OperationRegistry()
+    registry = registry_of(runner)
     tracker = expect(registry, runner, "ctx")
     registry.discard(tracker)
     assert registry.stats.pending == 0
-    assert not registry._by_context
+    assert not registry.remembers(client_context="ctx")
     assert registry.holds_nothing
     # Its context never reached Graph as far as we know: a notification naming it is
     # early, not a duplicate.
-    registry.apply(
-        "c", None, PlayPromptOperation(client_context="ctx", status="running"), deleted=False
-    )
+    registry.apply("c", None, snapshot(client_context="ctx", status="running"), deleted=False)
     assert registry.stats.early_pending == 1
 
 
 async def test_a_long_calls_finished_trackers_do_not_pile_up(runner: CallbackRunner) -> None:
     """Many operations on one call, one after another: the per-call list stays small
     and the call's end fails only what is still pending."""
-    registry = OperationRegistry()
+    registry = registry_of(runner)
     pending = []
     for n in range(1000):
         if n % 100 == 0:
@@ -772,27 +835,55 @@ async def test_a_long_calls_finished_trackers_do_not_pile_up(runner: CallbackRun
             pending.append(expect(registry, runner, f"ctx-{n}"))
         else:
             finish(registry, runner, f"ctx-{n}", f"op-{n}")
-        of_call = registry._by_call["c"]
-        assert of_call.live == len(pending)
-        assert len(of_call.trackers) <= 2 * of_call.live + 17
+        assert registry.stats.pending == len(pending)
+        assert registry.records_of_call("c") <= 2 * len(pending) + 17
     assert registry.fail_call("c", None) == len(pending) == 10
-    assert all(isinstance(t._outcome, CallEndedError) for t in pending)
+    for tracker in pending:
+        with pytest.raises(CallEndedError):
+            tracker.result()
     assert registry.stats.call_ended == 10
-    assert "c" not in registry._by_call
+    assert registry.records_of_call("c") == 0
     assert registry.holds_nothing
 
 
 async def test_finished_work_memory_is_bounded_by_count_oldest_first(
     runner: CallbackRunner,
 ) -> None:
-    registry = OperationRegistry(recent_limit=3, late_grace=1e9)
+    registry = registry_of(runner, limits=Limits(finished_operations=3), late_grace=1e9)
     for n in range(5):
         finish(registry, runner, f"ctx-{n}", f"op-{n}")
     # The two oldest are forgotten by both keys; the three newest are remembered.
-    assert set(registry._by_id) == {"op-2", "op-3", "op-4"}
-    assert set(registry._by_context) == {"ctx-2", "ctx-3", "ctx-4"}
-    assert len(registry._recent_order) == 9
-    registry.apply("c", "op-4", PlayPromptOperation(status="completed"), deleted=True)
+    assert registry.finished_remembered == 3
+    remembered = [False, False, True, True, True]
+    assert [registry.remembers(operation_id=f"op-{n}") for n in range(5)] == remembered
+    assert [registry.remembers(client_context=f"ctx-{n}") for n in range(5)] == remembered
+    registry.apply("c", "op-4", snapshot(status="completed"), deleted=True)
     assert registry.stats.duplicates == 1
-    registry.apply("c", "op-0", PlayPromptOperation(status="completed"), deleted=True)
+    registry.apply("c", "op-0", snapshot(status="completed"), deleted=True)
     assert registry.stats.early_pending == 1  # forgotten: it looks early now
+
+
+async def test_one_unknown_operation_holds_a_bounded_number_of_snapshots(
+    runner: CallbackRunner,
+) -> None:
+    registry = registry_of(runner, limits=Limits(early_snapshots_per_operation=4))
+    for _ in range(5000):
+        registry.apply("c", "nobody", snapshot(status="running"), deleted=False)
+    assert registry.stats.early_pending == 1
+    assert registry.stats.early_dropped == 5000 - 4
+    tracker = expect(registry, runner, "ctx")
+    registry.bind(tracker, "nobody", PlayPromptOperation(id="nobody", status="running"))
+    assert registry.stats.early_applied == 1
+    assert not tracker.done()
+
+
+async def test_an_oversized_client_context_in_a_notification_is_ignored(
+    runner: CallbackRunner,
+) -> None:
+    """Graph's limit is 256 characters: a longer one was never ours, and is not kept."""
+    registry = registry_of(runner)
+    huge = "x" * (512 * 1024)
+    registry.apply("c", None, snapshot(client_context=huge, status="running"), deleted=False)
+    assert registry.stats.oversized_contexts == 1
+    assert registry.stats.early_pending == 0
+    assert registry.stats.unmatched == 1

@@ -3,8 +3,8 @@ terminal notifications, call ends and deadlines, each tracker resolves exactly o
 what a plain reference model of DESIGN.md §3 says, and nothing stays registered.
 
 Notifications go in as ``commsNotifications`` items through the ingestion, with resource
-URLs spelled each way Graph spells them: the usual one takes the ingestion's short path,
-the others its general route, and the model holds both to the same contract."""
+URLs spelled each way Graph spells them, and the model holds every spelling to the same
+contract."""
 
 from __future__ import annotations
 
@@ -21,14 +21,21 @@ from graphcomms._converter import unstructure
 from graphcomms._events import CallbackRunner
 from graphcomms._ingest import Ingestor
 from graphcomms._registry import OperationRegistry
+from graphcomms._settings import Limits
+from graphcomms._stats import ClientStats
 from graphcomms._tracker import OperationTracker
-from graphcomms.errors import CallEndedError, ClientClosedError, OperationTimeoutError
+from graphcomms.errors import (
+    CallEndedError,
+    ClientClosedError,
+    OperationFailedError,
+    OperationTimeoutError,
+)
 from graphcomms.models import OperationStatus, PlayPromptOperation
 
 NON_TERMINAL = [OperationStatus.NOT_STARTED, OperationStatus.RUNNING, None]
 CALLS = ["0000000000000000000000000000000a", "0000000000000000000000000000000b"]
-#: How a notification names the operation: Graph's usual form (the ingestion's short
-#: path), then two it also uses (the general route), then a hyphenated upper-case id.
+#: How a notification names the operation: Graph's usual form, then two it also uses,
+#: then a hyphenated upper-case id.
 SPELLINGS = [
     "/communications/calls/{call}/operations/{op}",
     "communications/calls/{call}/operations/{op}",
@@ -136,10 +143,10 @@ def item(op: Op, terminal: bool, by: str, deleted: bool, spelling: int) -> dict[
 
 
 class NoCalls:
-    def on_call(self, *args: Any) -> None:
+    def apply(self, *args: Any) -> None:
         raise AssertionError("no call notifications here")
 
-    def on_roster(self, *args: Any) -> None:
+    def apply_roster(self, *args: Any) -> None:
         raise AssertionError("no roster notifications here")
 
 
@@ -152,9 +159,9 @@ def test_every_tracker_resolves_exactly_once_to_the_contracts_outcome(
 
 
 async def run_scenario(ops: list[Op], events: list[tuple[Any, ...]]) -> None:
-    registry = OperationRegistry(early_ttl=1e9)
-    ingestor = Ingestor(registry, NoCalls(), registry.stats)
     runner = CallbackRunner()
+    registry = OperationRegistry(stats=ClientStats(), runner=runner, limits=Limits(early_ttl=1e9))
+    ingestor = Ingestor(registry, NoCalls(), registry.stats)
     trackers: dict[int, OperationTracker[PlayPromptOperation]] = {}
     resolutions: dict[int, int] = {}
     model = {op.index: Model() for op in ops}
@@ -215,7 +222,7 @@ async def run_scenario(ops: list[Op], events: list[tuple[Any, ...]]) -> None:
         elif kind == "deadline":
             op = ops[event[1]]
             if op.index in trackers:
-                registry._deadline(trackers[op.index], 1.0)
+                registry.time_out(trackers[op.index], 1.0)
                 if model[op.index].sent:
                     expect_outcome(model[op.index], "timeout")
         elif kind == "end":
@@ -236,7 +243,7 @@ async def run_scenario(ops: list[Op], events: list[tuple[Any, ...]]) -> None:
         assert tracker.done()
         assert resolutions[op.index] == 1, f"op {op.index} resolved {resolutions[op.index]}x"
         expected = model[op.index].outcome
-        got = tracker._outcome
+        got = outcome_of(tracker)
         if expected == "timeout":
             assert isinstance(got, OperationTimeoutError)
         elif expected == "ended":
@@ -247,3 +254,14 @@ async def run_scenario(ops: list[Op], events: list[tuple[Any, ...]]) -> None:
             assert isinstance(got, PlayPromptOperation), (expected, got)
             assert got.status == expected
     assert registry.holds_nothing
+    assert (registry.stats.pending, registry.stats.early_pending) == (0, 0)
+
+
+def outcome_of(tracker: OperationTracker[PlayPromptOperation]) -> object:
+    """What the tracker resolved with: its terminal snapshot, or the error it raises."""
+    try:
+        return tracker.result()
+    except OperationFailedError as exc:
+        return exc.operation
+    except (OperationTimeoutError, CallEndedError, ClientClosedError) as exc:
+        return exc

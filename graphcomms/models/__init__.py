@@ -10,8 +10,6 @@ from graphcomms.models.calls import *  # noqa: F403
 from graphcomms.models.calls import __all__ as _calls_all
 from graphcomms.models.common import *  # noqa: F403
 from graphcomms.models.common import __all__ as _common_all
-from graphcomms.models.notifications import *  # noqa: F403
-from graphcomms.models.notifications import __all__ as _notifications_all
 from graphcomms.models.operations import *  # noqa: F403
 from graphcomms.models.operations import __all__ as _operations_all
 from graphcomms.models.requests import *  # noqa: F403
@@ -22,7 +20,6 @@ __all__ = sorted(  # noqa: PLE0605  (a list, built from the submodules)
         *_enums_all,
         *_calls_all,
         *_common_all,
-        *_notifications_all,
         *_operations_all,
         *_requests_all,
     ]

@@ -1,5 +1,8 @@
-"""Request bodies, one per action. Each declares the path it is POSTed to (relative to
-the call) and, for actions that return an operation, the operation type it returns.
+"""Request bodies, one per action: each action of Graph's calling API is declared here,
+once. A request class names the path it is POSTed to (relative to the call) and, for
+an action that returns an operation, that operation's type as its generic argument
+(``OperationRequest[PlayPromptOperation]``); the call handle's methods are one-liners
+that build one and send it.
 
 Graph's documented limits are checked when a request is built, so a request Graph
 would refuse raises :class:`~graphcomms.errors.InvalidRequestError` before anything
@@ -9,7 +12,7 @@ is sent.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sized
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast, get_args, get_origin
 
 import attrs
 
@@ -61,6 +64,7 @@ __all__ = [
     "AnswerRequest",
     "CancelMediaProcessingRequest",
     "ChangeScreenSharingRoleRequest",
+    "ControlRequest",
     "InviteParticipantsRequest",
     "MuteAllRequest",
     "MuteParticipantRequest",
@@ -130,28 +134,53 @@ def _as_tuple(value: Iterable[Any] | None) -> tuple[Any, ...] | None:
 class ActionRequest:
     """A POST to ``/communications/calls/{call_id}/{path}``.
 
-    ``path`` may hold ``{participant_id}``, filled in by the participant handle.
+    ``path`` may hold ``{participant_id}``: the action is on one participant, whose id
+    the participant handle fills in (percent-encoded, as one path segment).
     """
 
     path: ClassVar[str]
 
 
 @attrs.frozen(kw_only=True)
+class ControlRequest(ActionRequest):
+    """An action Graph answers with no operation (202 or 204): answer, reject,
+    redirect, transfer, changeScreenSharingRole. Its outcome arrives as call state."""
+
+
+@attrs.frozen(kw_only=True)
 class OperationRequest(ActionRequest, Generic[OpT]):
-    """An action that returns a ``commsOperation``; ``returns`` is its type.
+    """An action that returns a ``commsOperation``: its generic argument is the
+    operation's type (``class PlayPromptRequest(OperationRequest[PlayPromptOperation])``),
+    which :meth:`operation_type` gives back at run time.
 
     ``client_context`` correlates the notifications; graphcomms generates one when it
     is ``None``.
     """
 
-    returns: ClassVar[type[CommsOperation]]
+    _operation: ClassVar[type[CommsOperation]] = CommsOperation
+    #: A media operation, which ``cancelMediaProcessing`` stops (``tracker.cancel()``).
+    media: ClassVar[bool] = False
     client_context: str | None = attrs.field(default=None, validator=_client_context)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            if get_origin(base) is OperationRequest:
+                (operation,) = get_args(base)
+                if isinstance(operation, type) and issubclass(operation, CommsOperation):
+                    cls._operation = operation
+
+    def operation_type(self) -> type[OpT]:
+        """The operation class this action returns (its generic argument)."""
+        # Recorded from the generic argument when the class was created; the cast is
+        # what the generic declares.
+        return cast("type[OpT]", self._operation)
 
 
 @attrs.frozen(kw_only=True)
 class PlayPromptRequest(OperationRequest[PlayPromptOperation]):
     path = "playPrompt"
-    returns = PlayPromptOperation
+    media = True
     prompts: tuple[Prompt, ...] = attrs.field(converter=_to_tuple, validator=_count(1, 20))
     loop: bool | None = None  # beta: loop until cancelled; no completion notification
 
@@ -159,7 +188,7 @@ class PlayPromptRequest(OperationRequest[PlayPromptOperation]):
 @attrs.frozen(kw_only=True)
 class RecordResponseRequest(OperationRequest[RecordOperation]):
     path = "recordResponse"
-    returns = RecordOperation
+    media = True
     prompts: tuple[Prompt, ...] | None = attrs.field(
         default=None, converter=_as_tuple, validator=_count(0, 1)
     )
@@ -188,19 +217,17 @@ class RecordRequest(RecordResponseRequest):
 @attrs.frozen(kw_only=True)
 class CancelMediaProcessingRequest(OperationRequest[CancelMediaProcessingOperation]):
     path = "cancelMediaProcessing"
-    returns = CancelMediaProcessingOperation
 
 
 @attrs.frozen(kw_only=True)
 class SubscribeToToneRequest(OperationRequest[SubscribeToToneOperation]):
     path = "subscribeToTone"
-    returns = SubscribeToToneOperation
 
 
 @attrs.frozen(kw_only=True)
 class SendDtmfTonesRequest(OperationRequest[SendDtmfTonesOperation]):
     path = "sendDtmfTones"
-    returns = SendDtmfTonesOperation
+    media = True
     tones: tuple[Tone | str, ...] = attrs.field(converter=_to_tuple, validator=_count(1, 1000))
     delay_between_tones_ms: int | None = None
 
@@ -208,32 +235,27 @@ class SendDtmfTonesRequest(OperationRequest[SendDtmfTonesOperation]):
 @attrs.frozen(kw_only=True)
 class MuteRequest(OperationRequest[MuteParticipantOperation]):
     path = "mute"
-    returns = MuteParticipantOperation
 
 
 @attrs.frozen(kw_only=True)
 class UnmuteRequest(OperationRequest[UnmuteParticipantOperation]):
     path = "unmute"
-    returns = UnmuteParticipantOperation
 
 
 @attrs.frozen(kw_only=True)
 class UpdateRecordingStatusRequest(OperationRequest[UpdateRecordingStatusOperation]):
     path = "updateRecordingStatus"
-    returns = UpdateRecordingStatusOperation
     status: RecordingStatus | str
 
 
 @attrs.frozen(kw_only=True)
 class AddLargeGalleryViewRequest(OperationRequest[AddLargeGalleryViewOperation]):
     path = "addLargeGalleryView"
-    returns = AddLargeGalleryViewOperation
 
 
 @attrs.frozen(kw_only=True)
 class InviteParticipantsRequest(OperationRequest[InviteParticipantsOperation]):
     path = "participants/invite"
-    returns = InviteParticipantsOperation
     participants: tuple[InvitationParticipantInfo, ...] = attrs.field(
         converter=_to_tuple, validator=_count(1, 5)
     )
@@ -242,20 +264,17 @@ class InviteParticipantsRequest(OperationRequest[InviteParticipantsOperation]):
 @attrs.frozen(kw_only=True)
 class MuteParticipantRequest(OperationRequest[MuteParticipantOperation]):
     path = "participants/{participant_id}/mute"
-    returns = MuteParticipantOperation
 
 
 @attrs.frozen(kw_only=True)
 class StartHoldMusicRequest(OperationRequest[StartHoldMusicOperation]):
     path = "participants/{participant_id}/startHoldMusic"
-    returns = StartHoldMusicOperation
     custom_prompt: Prompt | None = None
 
 
 @attrs.frozen(kw_only=True)
 class StopHoldMusicRequest(OperationRequest[StopHoldMusicOperation]):
     path = "participants/{participant_id}/stopHoldMusic"
-    returns = StopHoldMusicOperation
 
 
 @attrs.frozen(kw_only=True)
@@ -263,7 +282,6 @@ class MuteAllRequest(OperationRequest[MuteParticipantsOperation]):
     """beta"""
 
     path = "participants/muteAll"
-    returns = MuteParticipantsOperation
     participants: tuple[str, ...] | None = attrs.field(default=None, converter=_as_tuple)
 
 
@@ -272,7 +290,6 @@ class StartTranscriptionRequest(OperationRequest[StartTranscriptionOperation]):
     """beta; Graph supports only ``en-us``."""
 
     path = "startTranscription"
-    returns = StartTranscriptionOperation
     language: str | None = None
 
 
@@ -281,7 +298,6 @@ class StopTranscriptionRequest(OperationRequest[StopTranscriptionOperation]):
     """beta"""
 
     path = "stopTranscription"
-    returns = StopTranscriptionOperation
     language: str | None = None
 
 
@@ -290,7 +306,6 @@ class StartRecordingRequest(OperationRequest[StartRecordingOperation]):
     """beta"""
 
     path = "startRecording"
-    returns = StartRecordingOperation
 
 
 @attrs.frozen(kw_only=True)
@@ -298,7 +313,6 @@ class StopRecordingRequest(OperationRequest[StopRecordingOperation]):
     """beta"""
 
     path = "stopRecording"
-    returns = StopRecordingOperation
 
 
 @attrs.frozen(kw_only=True)
@@ -306,7 +320,6 @@ class AdmitAllFromLobbyRequest(OperationRequest[AdmitAllFromLobbyOperation]):
     """beta"""
 
     path = "participants/admitAllFromLobby"
-    returns = AdmitAllFromLobbyOperation
 
 
 @attrs.frozen(kw_only=True)
@@ -314,7 +327,6 @@ class AdmitFromLobbyRequest(OperationRequest[AdmitFromLobbyOperation]):
     """beta"""
 
     path = "participants/{participant_id}/admitFromLobby"
-    returns = AdmitFromLobbyOperation
 
 
 @attrs.frozen(kw_only=True)
@@ -322,11 +334,10 @@ class RemoveFromLobbyRequest(OperationRequest[RemoveFromLobbyOperation]):
     """beta"""
 
     path = "participants/{participant_id}/removeFromLobby"
-    returns = RemoveFromLobbyOperation
 
 
 @attrs.frozen(kw_only=True)
-class AnswerRequest(ActionRequest):
+class AnswerRequest(ControlRequest):
     path = "answer"
     callback_uri: str | None = None
     media_config: MediaConfig
@@ -338,14 +349,14 @@ class AnswerRequest(ActionRequest):
 
 
 @attrs.frozen(kw_only=True)
-class RejectRequest(ActionRequest):
+class RejectRequest(ControlRequest):
     path = "reject"
     reason: RejectReason | str | None = None
     callback_uri: str | None = None
 
 
 @attrs.frozen(kw_only=True)
-class RedirectRequest(ActionRequest):
+class RedirectRequest(ControlRequest):
     path = "redirect"
     targets: tuple[InvitationParticipantInfo, ...] = attrs.field(
         converter=_to_tuple, validator=_count(1, 25)
@@ -357,13 +368,13 @@ class RedirectRequest(ActionRequest):
 
 
 @attrs.frozen(kw_only=True)
-class TransferRequest(ActionRequest):
+class TransferRequest(ControlRequest):
     path = "transfer"
     transfer_target: InvitationParticipantInfo
     transferee: ParticipantInfo | None = None
 
 
 @attrs.frozen(kw_only=True)
-class ChangeScreenSharingRoleRequest(ActionRequest):
+class ChangeScreenSharingRoleRequest(ControlRequest):
     path = "changeScreenSharingRole"
     role: ScreenSharingRole | str

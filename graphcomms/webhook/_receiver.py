@@ -14,7 +14,7 @@ from typing import Final, Protocol
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from graphcomms._converter import loads
+from graphcomms._json import loads
 from graphcomms.errors import ClientClosedError, DeserializationError
 from graphcomms.typing import NotificationPayload
 from graphcomms.webhook._tokens import TokenRejectedError, TokenValidator

@@ -21,6 +21,7 @@ from graphcomms import (
     InvitationParticipantInfo,
     MediaPrompt,
     PlayPromptOperation,
+    TrackingSettings,
 )
 from graphcomms.errors import NotFoundError
 from graphcomms.models import OperationStatus
@@ -53,7 +54,9 @@ async def test_reconciliation_racing_a_delayed_notification(
     graph_emulator: GraphEmulator,
 ) -> None:
     """The read-back wins; the real notification, arriving later, is a duplicate."""
-    async with emulated_bot(graph_emulator, reconcile_after=0.05, reconcile_interval=0.05) as bot:
+    async with emulated_bot(
+        graph_emulator, tracking=TrackingSettings(reconcile_after=0.05, reconcile_interval=0.05)
+    ) as bot:
         call = await place_call(bot.client)
         graph_emulator.fault_next_notification(
             "delay", resource_contains=OPERATIONS, delay_seconds=0.6
@@ -69,7 +72,10 @@ async def test_reconciliation_racing_a_delayed_notification(
 async def test_reconciling_a_running_operation_leaves_it_pending(
     graph_emulator: GraphEmulator,
 ) -> None:
-    async with emulated_bot(graph_emulator, reconcile_after=0.05, reconcile_interval=0.05) as bot:
+    # One read-back, then none for this call for 10 s (the interval).
+    async with emulated_bot(
+        graph_emulator, tracking=TrackingSettings(reconcile_after=0.05, reconcile_interval=10.0)
+    ) as bot:
         call = await place_call(bot.client)
         graph_emulator.prompt_seconds = 0.5
         tracker = await call.play_prompt([PROMPT])
@@ -77,10 +83,8 @@ async def test_reconciling_a_running_operation_leaves_it_pending(
         assert not tracker.done()
         assert tracker.status is OperationStatus.RUNNING
         assert bot.client.stats.reconciliations >= 1
-        # From here the notification alone must finish it: a read-back racing the
-        # prompt's end could otherwise (rightly) count as a recovery.
-        assert bot.client._reconciler is not None
-        bot.client._reconciler.after = 3600.0
+        # From here the notification alone finishes it: the interval keeps a read-back
+        # from racing the prompt's end (which would rightly count as a recovery).
         assert_completed(await asyncio.wait_for(tracker, T))
         assert bot.client.stats.reconciled == 0
         assert bot.client.stats.resolved == 1

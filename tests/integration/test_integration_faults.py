@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from async_support import holds_nothing
 from cryptography.hazmat.primitives.asymmetric import rsa
 from integration_support import bot_on, place_call
 
@@ -24,6 +25,7 @@ from graphcomms import (
     PlayPromptOperation,
     RecordOperation,
     Tone,
+    TrackingSettings,
 )
 from graphcomms.errors import ServerError, ThrottledError
 from graphcomms.models import (
@@ -239,7 +241,9 @@ async def test_early_delivery_of_a_beta_operation_without_an_id(
 async def test_dropped_completion_is_recovered_by_reconciliation(
     graph_emulator: GraphEmulator,
 ) -> None:
-    async with emulated_bot(graph_emulator, reconcile_after=0.05, reconcile_interval=0.05) as bot:
+    async with emulated_bot(
+        graph_emulator, tracking=TrackingSettings(reconcile_after=0.05, reconcile_interval=0.05)
+    ) as bot:
         call = await place_call(bot.client)
         graph_emulator.drop_next_notification(resource_contains=OPERATIONS)
         tracker = await call.play_prompt([PROMPT])
@@ -255,7 +259,9 @@ async def test_dropped_completion_of_an_id_less_beta_operation_is_recovered(
     graph_emulator: GraphEmulator,
 ) -> None:
     async with bot_on(
-        graph_emulator, graph_emulator.beta_url, reconcile_after=0.05, reconcile_interval=0.05
+        graph_emulator,
+        graph_emulator.beta_url,
+        tracking=TrackingSettings(reconcile_after=0.05, reconcile_interval=0.05),
     ) as bot:
         call = await place_call(bot.client)
         graph_emulator.drop_next_notification(resource_contains=OPERATIONS)
@@ -268,7 +274,9 @@ async def test_dropped_completion_of_an_id_less_beta_operation_is_recovered(
 async def test_dropped_hang_up_is_noticed_by_reconciliation(
     graph_emulator: GraphEmulator,
 ) -> None:
-    async with emulated_bot(graph_emulator, reconcile_after=0.05, reconcile_interval=0.05) as bot:
+    async with emulated_bot(
+        graph_emulator, tracking=TrackingSettings(reconcile_after=0.05, reconcile_interval=0.05)
+    ) as bot:
         call = await place_call(bot.client)
         graph_emulator.prompt_seconds = 30
         tracker = await call.play_prompt([PROMPT])
@@ -283,7 +291,9 @@ async def test_dropped_hang_up_is_noticed_by_reconciliation(
 async def test_dropped_completion_without_reconciliation_times_out(
     graph_emulator: GraphEmulator,
 ) -> None:
-    async with emulated_bot(graph_emulator, reconcile_after=None, operation_timeout=0.2) as bot:
+    async with emulated_bot(
+        graph_emulator, tracking=TrackingSettings(reconcile_after=None, operation_timeout=0.2)
+    ) as bot:
         call = await place_call(bot.client)
         graph_emulator.drop_next_notification(resource_contains=OPERATIONS)
         tracker = await call.play_prompt([PROMPT])
@@ -301,8 +311,7 @@ async def test_a_late_result_after_the_deadline_is_kept(graph_emulator: GraphEmu
     late: list[tuple[Any, Any]] = []
     async with emulated_bot(
         graph_emulator,
-        reconcile_after=None,
-        operation_timeout=0.1,
+        tracking=TrackingSettings(reconcile_after=None, operation_timeout=0.1),
         on_late_result=lambda tracker, op: late.append((tracker, op)),
     ) as bot:
         call = await place_call(bot.client)
@@ -388,7 +397,7 @@ async def test_a_post_that_may_have_run_is_not_resent(
     assert len(requests_to(emulator, "/playPrompt")) == 1
     stats = emulated_bot.client.stats
     assert stats.pending == 0
-    assert emulated_bot.client._registry.holds_nothing
+    assert holds_nothing(emulated_bot.client)
     # The client goes on working.
     assert_completed(await asyncio.wait_for(await call.play_prompt([PROMPT]), T))
 

@@ -1,0 +1,62 @@
+"""``ClientStats``: what an operator reads to see what a client is doing."""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["ClientStats"]
+
+
+@attrs.define(slots=True)
+class ClientStats:
+    """Counters of one client, read as ``client.stats``.
+
+    Current sizes (they go up and down): ``pending``, ``early_pending``,
+    ``untracked_calls``. Every other field counts since the client was made.
+    """
+
+    #: Operations being tracked now.
+    pending: int = 0
+    #: Trackers resolved with a terminal snapshot that is a success.
+    resolved: int = 0
+    #: Trackers resolved with a terminal snapshot that is not a success.
+    failed: int = 0
+    #: Trackers failed with ``CallEndedError`` (their call ended first).
+    call_ended: int = 0
+    #: Trackers failed at their own deadline (``OperationTimeoutError``).
+    timed_out: int = 0
+    #: Trackers failed because the client closed.
+    closed: int = 0
+    #: Operation notifications about finished work (redeliveries), ignored.
+    duplicates: int = 0
+    #: Notifications for an operation not yet known, kept until it is.
+    early_buffered: int = 0
+    #: Early notifications applied when their operation became known.
+    early_applied: int = 0
+    #: Early notifications dropped by age or by the buffer's size limit.
+    early_expired: int = 0
+    #: Snapshots dropped because one unknown operation already had its limit buffered.
+    early_dropped: int = 0
+    #: Early notifications held now.
+    early_pending: int = 0
+    #: Terminal snapshots that arrived after their tracker's deadline (kept, reported).
+    late_results: int = 0
+    #: Notification items fed.
+    notifications: int = 0
+    #: Items about resources graphcomms does not follow, or naming nothing it knows.
+    unmatched: int = 0
+    #: Items that could not be read (logged), and bodies a source yielded that were
+    #: not notifications at all.
+    bad_items: int = 0
+    #: ``clientContext`` values over Graph's 256 characters in notifications, ignored.
+    oversized_contexts: int = 0
+    #: User callbacks that raised (logged).
+    callback_errors: int = 0
+    #: Read-backs (GET operation or call) for work Graph had gone silent about.
+    reconciliations: int = 0
+    #: Trackers those read-backs resolved (lost notifications recovered).
+    reconciled: int = 0
+    #: Handles of calls nobody here created, answered or asked for, held now (bounded).
+    untracked_calls: int = 0
+    #: Such handles released to keep within the bound.
+    untracked_released: int = 0
