@@ -32,6 +32,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from graphcomms._base_errors import GraphCommsError, InvalidRequestError
+
 if TYPE_CHECKING:
     from graphcomms.models import CommsOperation, ResultInfo
 
@@ -57,16 +59,8 @@ __all__ = [
 ]
 
 
-class GraphCommsError(Exception):
-    """Base of every graphcomms exception."""
-
-
 class ClientClosedError(GraphCommsError):
     """The client is closed: it cannot send, and what it was tracking has been failed."""
-
-
-class InvalidRequestError(GraphCommsError, ValueError):
-    """The request was refused before anything was sent, because Graph would refuse it."""
 
 
 class TransportError(GraphCommsError):

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar, cast, get_args, get_origin
 
 import attrs
 
-from graphcomms.errors import InvalidRequestError
+from graphcomms._base_errors import InvalidRequestError
 from graphcomms.models._enums import (
     Modality,
     RecordingStatus,
