@@ -21,75 +21,29 @@ from graphcomms._events import CallbackRunner, Channel
 from graphcomms._routing import call_path, normalize_id, path_segment
 from graphcomms.errors import CallEndedError, InvalidRequestError
 from graphcomms.models import (
-    AddLargeGalleryViewOperation,
-    AddLargeGalleryViewRequest,
-    AdmitAllFromLobbyOperation,
-    AdmitAllFromLobbyRequest,
-    AdmitFromLobbyOperation,
-    AdmitFromLobbyRequest,
-    AnswerRequest,
     Call,
     CallState,
-    CancelMediaProcessingOperation,
-    CancelMediaProcessingRequest,
-    ChangeScreenSharingRoleRequest,
     ChangeType,
     CommsOperation,
     ControlRequest,
     IncomingCallOptions,
     InvitationParticipantInfo,
-    InviteParticipantsOperation,
-    InviteParticipantsRequest,
     MediaConfig,
-    MediaPrompt,
     Modality,
-    MuteAllRequest,
-    MuteParticipantOperation,
-    MuteParticipantRequest,
-    MuteParticipantsOperation,
-    MuteRequest,
     OperationRequest,
     Participant,
     ParticipantInfo,
-    PlayPromptOperation,
-    PlayPromptRequest,
     Prompt,
     RecordingStatus,
-    RecordOperation,
-    RecordRequest,
-    RecordResponseRequest,
-    RedirectRequest,
     RejectReason,
-    RejectRequest,
-    RemoveFromLobbyOperation,
-    RemoveFromLobbyRequest,
     ResultInfo,
     ScreenSharingRole,
-    SendDtmfTonesOperation,
-    SendDtmfTonesRequest,
     ServiceHostedMediaConfig,
-    StartHoldMusicOperation,
-    StartHoldMusicRequest,
-    StartRecordingOperation,
-    StartRecordingRequest,
-    StartTranscriptionOperation,
-    StartTranscriptionRequest,
-    StopHoldMusicOperation,
-    StopHoldMusicRequest,
-    StopRecordingOperation,
-    StopRecordingRequest,
-    StopTranscriptionOperation,
-    StopTranscriptionRequest,
-    SubscribeToToneOperation,
-    SubscribeToToneRequest,
     Tone,
     ToneInfo,
-    TransferRequest,
-    UnmuteParticipantOperation,
-    UnmuteRequest,
-    UpdateRecordingStatusOperation,
-    UpdateRecordingStatusRequest,
 )
+from graphcomms.models import operations as ops
+from graphcomms.models import requests as rq
 
 __all__ = ["CallHandle", "ParticipantHandle", "PromptLike"]
 
@@ -97,8 +51,6 @@ OpT = TypeVar("OpT", bound=CommsOperation)
 
 PromptLike = Prompt | str
 """A prompt, or the URL of a WAV file (``MediaPrompt.from_uri``)."""
-
-_STATES = {state.value.lower(): state for state in CallState}
 
 
 class CallTableLike(Protocol):
@@ -341,7 +293,7 @@ class CallHandle:
         """
         self._delta_roster = bool(call_options and call_options.is_delta_roster_enabled)
         await self._control(
-            AnswerRequest(
+            rq.AnswerRequest(
                 callback_uri=callback_uri or self._actions.callback_uri,
                 media_config=media_config or ServiceHostedMediaConfig(),
                 accepted_modalities=tuple(accepted_modalities),
@@ -353,7 +305,7 @@ class CallHandle:
     async def reject(
         self, *, reason: RejectReason | str | None = None, callback_uri: str | None = None
     ) -> None:
-        await self._control(RejectRequest(reason=reason, callback_uri=callback_uri))
+        await self._control(rq.RejectRequest(reason=reason, callback_uri=callback_uri))
 
     async def redirect(
         self,
@@ -365,7 +317,7 @@ class CallHandle:
         mask_caller: bool | None = None,
     ) -> None:
         await self._control(
-            RedirectRequest(
+            rq.RedirectRequest(
                 targets=tuple(targets),
                 timeout=timeout,
                 callback_uri=callback_uri,
@@ -382,10 +334,12 @@ class CallHandle:
     ) -> None:
         """Ask Graph to transfer. Success ends this call (``terminated``, 0/7015); failure
         returns it to ``established`` with a 500/7000 resultInfo."""
-        await self._control(TransferRequest(transfer_target=transfer_target, transferee=transferee))
+        await self._control(
+            rq.TransferRequest(transfer_target=transfer_target, transferee=transferee)
+        )
 
     async def change_screen_sharing_role(self, role: ScreenSharingRole | str) -> None:
-        await self._control(ChangeScreenSharingRoleRequest(role=role))
+        await self._control(rq.ChangeScreenSharingRoleRequest(role=role))
 
     async def keep_alive(self) -> None:
         """Tell Graph the bot is alive (at least every 45 min). Raises ``NotFoundError``
@@ -423,12 +377,10 @@ class CallHandle:
         client_context: str | None = None,
         loop: bool | None = None,
         timeout: float | None = None,
-    ) -> PendingAction[PlayPromptOperation]:
+    ) -> PendingAction[ops.PlayPromptOperation]:
         """Play one prompt or up to 20 (a ``MediaPrompt``, or a WAV file's URL).
         ``loop`` (beta) plays until cancelled and never sends a completion."""
-        request = PlayPromptRequest(
-            prompts=_prompts(prompts), client_context=client_context, loop=loop
-        )
+        request = rq.PlayPromptRequest(prompts=prompts, client_context=client_context, loop=loop)
         return self.send(request, timeout=timeout)
 
     def record_response(
@@ -445,12 +397,12 @@ class CallHandle:
         stream_while_recording: bool | None = None,
         timeout: float | None = None,
         legacy: bool = False,
-    ) -> PendingAction[RecordOperation]:
+    ) -> PendingAction[ops.RecordOperation]:
         """Record the caller. Timeouts are whole seconds, 1 to 120 each. Fetch the
         result with ``client.download_recording(operation)``. ``legacy`` posts to the
         old beta ``record`` action instead (see :meth:`record`)."""
-        request = (RecordRequest if legacy else RecordResponseRequest)(
-            prompts=None if prompts is None else _prompts(prompts),
+        request = (rq.RecordRequest if legacy else rq.RecordResponseRequest)(
+            prompts=prompts,
             barge_in_allowed=barge_in_allowed,
             initial_silence_timeout_in_seconds=initial_silence_timeout,
             max_silence_timeout_in_seconds=max_silence_timeout,
@@ -462,22 +414,22 @@ class CallHandle:
         )
         return self.send(request, timeout=timeout)
 
-    def record(self, **kwargs: Any) -> PendingAction[RecordOperation]:
+    def record(self, **kwargs: Any) -> PendingAction[ops.RecordOperation]:
         """The legacy beta ``record`` action: ``record_response``'s arguments, posted to
         ``.../record``."""
         return self.record_response(**kwargs, legacy=True)
 
     def cancel_media_processing(
         self, *, client_context: str | None = None
-    ) -> PendingAction[CancelMediaProcessingOperation]:
+    ) -> PendingAction[ops.CancelMediaProcessingOperation]:
         """Cancel every queued and running media operation on the call."""
-        return self.send(CancelMediaProcessingRequest(client_context=client_context))
+        return self.send(rq.CancelMediaProcessingRequest(client_context=client_context))
 
     def subscribe_to_tone(
         self, *, client_context: str | None = None
-    ) -> PendingAction[SubscribeToToneOperation]:
+    ) -> PendingAction[ops.SubscribeToToneOperation]:
         """Start receiving DTMF tones: see :meth:`tones` and :meth:`on_tone`."""
-        return self.send(SubscribeToToneRequest(client_context=client_context))
+        return self.send(rq.SubscribeToToneRequest(client_context=client_context))
 
     def send_dtmf_tones(
         self,
@@ -486,35 +438,39 @@ class CallHandle:
         delay_between_tones_ms: int | None = None,
         client_context: str | None = None,
         timeout: float | None = None,
-    ) -> PendingAction[SendDtmfTonesOperation]:
+    ) -> PendingAction[ops.SendDtmfTonesOperation]:
         """Send tones: ``Tone`` members, Graph's names (``"tone1"``), or keypad keys
         (``"1"``, ``"*"``, ``"#"``) — ``send_dtmf_tones("123#")`` works."""
-        request = SendDtmfTonesRequest(
-            tones=tuple(_as_tone(t) for t in tones),
+        request = rq.SendDtmfTonesRequest(
+            tones=tones,
             delay_between_tones_ms=delay_between_tones_ms,
             client_context=client_context,
         )
         return self.send(request, timeout=timeout)
 
-    def mute(self, *, client_context: str | None = None) -> PendingAction[MuteParticipantOperation]:
+    def mute(
+        self, *, client_context: str | None = None
+    ) -> PendingAction[ops.MuteParticipantOperation]:
         """Mute the bot itself (group calls)."""
-        return self.send(MuteRequest(client_context=client_context))
+        return self.send(rq.MuteRequest(client_context=client_context))
 
     def unmute(
         self, *, client_context: str | None = None
-    ) -> PendingAction[UnmuteParticipantOperation]:
-        return self.send(UnmuteRequest(client_context=client_context))
+    ) -> PendingAction[ops.UnmuteParticipantOperation]:
+        return self.send(rq.UnmuteRequest(client_context=client_context))
 
     def update_recording_status(
         self, status: RecordingStatus | str, *, client_context: str | None = None
-    ) -> PendingAction[UpdateRecordingStatusOperation]:
+    ) -> PendingAction[ops.UpdateRecordingStatusOperation]:
         """Report ``recording`` before persisting any media, ``notRecording`` after."""
-        return self.send(UpdateRecordingStatusRequest(status=status, client_context=client_context))
+        return self.send(
+            rq.UpdateRecordingStatusRequest(status=status, client_context=client_context)
+        )
 
     def add_large_gallery_view(
         self, *, client_context: str | None = None
-    ) -> PendingAction[AddLargeGalleryViewOperation]:
-        return self.send(AddLargeGalleryViewRequest(client_context=client_context))
+    ) -> PendingAction[ops.AddLargeGalleryViewOperation]:
+        return self.send(rq.AddLargeGalleryViewRequest(client_context=client_context))
 
     def invite(
         self,
@@ -522,18 +478,18 @@ class CallHandle:
         *,
         client_context: str | None = None,
         timeout: float | None = None,
-    ) -> PendingAction[InviteParticipantsOperation]:
+    ) -> PendingAction[ops.InviteParticipantsOperation]:
         """Invite up to 5 participants (more than one needs a call with chatInfo)."""
-        request = InviteParticipantsRequest(
+        request = rq.InviteParticipantsRequest(
             participants=tuple(participants), client_context=client_context
         )
         return self.send(request, timeout=timeout)
 
     def mute_all(
         self, participants: Iterable[str] | None = None, *, client_context: str | None = None
-    ) -> PendingAction[MuteParticipantsOperation]:
+    ) -> PendingAction[ops.MuteParticipantsOperation]:
         """beta"""
-        request = MuteAllRequest(
+        request = rq.MuteAllRequest(
             participants=None if participants is None else tuple(participants),
             client_context=client_context,
         )
@@ -541,35 +497,37 @@ class CallHandle:
 
     def start_transcription(
         self, *, language: str | None = "en-us", client_context: str | None = None
-    ) -> PendingAction[StartTranscriptionOperation]:
+    ) -> PendingAction[ops.StartTranscriptionOperation]:
         """beta"""
         return self.send(
-            StartTranscriptionRequest(language=language, client_context=client_context)
+            rq.StartTranscriptionRequest(language=language, client_context=client_context)
         )
 
     def stop_transcription(
         self, *, language: str | None = None, client_context: str | None = None
-    ) -> PendingAction[StopTranscriptionOperation]:
+    ) -> PendingAction[ops.StopTranscriptionOperation]:
         """beta"""
-        return self.send(StopTranscriptionRequest(language=language, client_context=client_context))
+        return self.send(
+            rq.StopTranscriptionRequest(language=language, client_context=client_context)
+        )
 
     def start_recording(
         self, *, client_context: str | None = None
-    ) -> PendingAction[StartRecordingOperation]:
+    ) -> PendingAction[ops.StartRecordingOperation]:
         """beta"""
-        return self.send(StartRecordingRequest(client_context=client_context))
+        return self.send(rq.StartRecordingRequest(client_context=client_context))
 
     def stop_recording(
         self, *, client_context: str | None = None
-    ) -> PendingAction[StopRecordingOperation]:
+    ) -> PendingAction[ops.StopRecordingOperation]:
         """beta"""
-        return self.send(StopRecordingRequest(client_context=client_context))
+        return self.send(rq.StopRecordingRequest(client_context=client_context))
 
     def admit_all_from_lobby(
         self, *, client_context: str | None = None
-    ) -> PendingAction[AdmitAllFromLobbyOperation]:
+    ) -> PendingAction[ops.AdmitAllFromLobbyOperation]:
         """beta"""
-        return self.send(AdmitAllFromLobbyRequest(client_context=client_context))
+        return self.send(rq.AdmitAllFromLobbyRequest(client_context=client_context))
 
     def __repr__(self) -> str:
         return f"<CallHandle {self.id} state={self.state!s}>"
@@ -589,8 +547,10 @@ class ParticipantHandle:
         """Send any operation action on this participant."""
         return self.call.send(request, timeout=timeout, participant_id=self.id)
 
-    def mute(self, *, client_context: str | None = None) -> PendingAction[MuteParticipantOperation]:
-        return self.send(MuteParticipantRequest(client_context=client_context))
+    def mute(
+        self, *, client_context: str | None = None
+    ) -> PendingAction[ops.MuteParticipantOperation]:
+        return self.send(rq.MuteParticipantRequest(client_context=client_context))
 
     def start_hold_music(
         self,
@@ -598,28 +558,29 @@ class ParticipantHandle:
         custom_prompt: PromptLike | None = None,
         client_context: str | None = None,
         timeout: float | None = None,
-    ) -> PendingAction[StartHoldMusicOperation]:
+    ) -> PendingAction[ops.StartHoldMusicOperation]:
         """Put the participant on hold (one participant at a time per call)."""
-        prompt = None if custom_prompt is None else _prompt(custom_prompt)
-        request = StartHoldMusicRequest(custom_prompt=prompt, client_context=client_context)
+        request = rq.StartHoldMusicRequest(
+            custom_prompt=custom_prompt, client_context=client_context
+        )
         return self.send(request, timeout=timeout)
 
     def stop_hold_music(
         self, *, client_context: str | None = None, timeout: float | None = None
-    ) -> PendingAction[StopHoldMusicOperation]:
-        return self.send(StopHoldMusicRequest(client_context=client_context), timeout=timeout)
+    ) -> PendingAction[ops.StopHoldMusicOperation]:
+        return self.send(rq.StopHoldMusicRequest(client_context=client_context), timeout=timeout)
 
     def admit_from_lobby(
         self, *, client_context: str | None = None
-    ) -> PendingAction[AdmitFromLobbyOperation]:
+    ) -> PendingAction[ops.AdmitFromLobbyOperation]:
         """beta"""
-        return self.send(AdmitFromLobbyRequest(client_context=client_context))
+        return self.send(rq.AdmitFromLobbyRequest(client_context=client_context))
 
     def remove_from_lobby(
         self, *, client_context: str | None = None
-    ) -> PendingAction[RemoveFromLobbyOperation]:
+    ) -> PendingAction[ops.RemoveFromLobbyOperation]:
         """beta"""
-        return self.send(RemoveFromLobbyRequest(client_context=client_context))
+        return self.send(rq.RemoveFromLobbyRequest(client_context=client_context))
 
     async def remove(self) -> None:
         """Remove the participant from the call, or cancel a pending invite (204)."""
@@ -634,37 +595,9 @@ def _call_state(value: object) -> CallState:
     """A ``CallState`` from a member or Graph's name in any casing; refuses the rest."""
     if isinstance(value, CallState):
         return value
-    found = _STATES.get(value.lower()) if isinstance(value, str) else None
+    found = CallState.lookup(value) if isinstance(value, str) else None
     if found is None:
         raise InvalidRequestError(
             f"{value!r} is not a call state; Graph's are: " + ", ".join(s.value for s in CallState)
         )
     return found
-
-
-def _prompt(value: PromptLike) -> Prompt:
-    return MediaPrompt.from_uri(value) if isinstance(value, str) else value
-
-
-def _prompts(value: PromptLike | Iterable[PromptLike]) -> tuple[Prompt, ...]:
-    """One prompt or URL, or several."""
-    if isinstance(value, (str, Prompt)):
-        return (_prompt(value),)
-    return tuple(_prompt(p) for p in value)
-
-
-_TONES_BY_NAME = {t.value.lower(): t for t in Tone}
-
-
-def _as_tone(value: Tone | str) -> Tone:
-    """A tone from a ``Tone``, Graph's name (``"tone1"``) or a keypad key (``"#"``);
-    anything else is refused before sending, as Graph would refuse it."""
-    if isinstance(value, Tone):
-        return value
-    tone = _TONES_BY_NAME.get(value.lower()) if len(value) > 1 else None
-    if tone is not None:
-        return tone
-    try:
-        return Tone.from_key(value)
-    except ValueError:
-        raise InvalidRequestError(f"not a DTMF tone or keypad key: {value!r}") from None

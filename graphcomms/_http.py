@@ -3,8 +3,8 @@
 One :class:`HttpTransport` per client. It resolves paths against the base URL, adds the
 bearer token, a fresh ``client-request-id`` and the JSON headers, retries only where a
 retry cannot run an action twice, and turns every failure into the :mod:`graphcomms.errors`
-hierarchy: non-2xx answers through :func:`error_from_response`, aiohttp exceptions in
-:func:`_translate_transport_error`. Nothing from aiohttp reaches the caller.
+hierarchy through :mod:`graphcomms._http_errors`. Nothing from aiohttp reaches the
+caller.
 
 Tokens never leave this module except in the ``Authorization`` header: they are not
 logged, not in any repr and not in any exception message.
@@ -13,51 +13,38 @@ logged, not in any repr and not in any exception message.
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import functools
 import logging
-import math
 import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import attrs
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDictProxy
 
+from graphcomms._http_errors import (
+    ci_headers,
+    error_from_response,
+    translate_transport_error,
+    transport_errors,
+)
 from graphcomms._json import dumps, loads
 from graphcomms._settings import RetryPolicy
 from graphcomms._version import __version__
 from graphcomms.errors import (
-    BadRequestError,
     ClientClosedError,
-    ConflictError,
     DeserializationError,
-    ForbiddenError,
     InvalidRequestError,
-    NotFoundError,
-    RequestTimeoutError,
     ResponseError,
-    ServerError,
-    ThrottledError,
     TransportError,
-    UnauthorizedError,
 )
 from graphcomms.typing import TokenProvider
 
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = [
-    "GRAPH_BETA",
-    "GRAPH_V1",
-    "HttpResponse",
-    "HttpTransport",
-    "RetryPolicy",
-    "error_from_response",
-]
+__all__ = ["GRAPH_BETA", "GRAPH_V1", "HttpResponse", "HttpTransport"]
 
 GRAPH_V1: Final = "https://graph.microsoft.com/v1.0/"
 GRAPH_BETA: Final = "https://graph.microsoft.com/beta/"
@@ -73,11 +60,6 @@ _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # What a Graph request accepts; a recording download accepts anything.
 _DEFAULT_ACCEPT: Final = "application/json"
 
-# How much of a non-JSON error body an exception keeps. Proxies answer with whole HTML
-# pages; the first couple of kilobytes say what went wrong.
-_MAX_ERROR_TEXT: Final = 2000
-
-
 def _request_id() -> str:
     """A random GUID for ``client-request-id``; os.urandom is cheaper than uuid4()
     per request, and the form (8-4-4-4-12 hex) is the same."""
@@ -87,31 +69,6 @@ def _request_id() -> str:
 
 # What one attempt can end in, short of success.
 _Failure: TypeAlias = "TransportError | ResponseError"
-
-
-@functools.cache
-def _connect_timeouts() -> tuple[type[BaseException], ...]:
-    # Connect timeouts have their own class from aiohttp 3.10; before that they cannot
-    # be told from read timeouts and count as possibly sent.
-    import aiohttp
-
-    found = getattr(aiohttp, "ConnectionTimeoutError", None)
-    return (found,) if found is not None else ()
-
-
-_STATUS_ERRORS: Final[Mapping[int, type[ResponseError]]] = {
-    400: BadRequestError,
-    401: UnauthorizedError,
-    403: ForbiddenError,
-    404: NotFoundError,
-    409: ConflictError,
-}
-
-
-def _ci_headers(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
-    if isinstance(headers, CIMultiDictProxy):
-        return headers
-    return CIMultiDictProxy(CIMultiDict(headers))
 
 
 @attrs.define(kw_only=True)  # not frozen: one is built per request, and frozen attrs
@@ -139,157 +96,6 @@ class HttpResponse:  # classes cost three times as much to build
         """The ``Location`` header: the operation URL after an action, the call URL after
         creating a call."""
         return self.headers.get("Location")
-
-
-def _parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """``Retry-After`` in seconds (delay-seconds or HTTP-date), ``None`` if absent or junk.
-
-    A date is measured against the response's own ``Date`` header when there is one, so
-    a skewed local clock does not stretch or shrink the wait.
-    """
-    value = headers.get("Retry-After")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return seconds if seconds >= 0 and math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    now = time.time()
-    date = headers.get("Date")
-    if date is not None:
-        with suppress(TypeError, ValueError):
-            now = email.utils.parsedate_to_datetime(date).timestamp()
-    return max(0.0, when.timestamp() - now)
-
-
-def _get_ci(mapping: Mapping[Any, Any], key: str) -> Any:
-    """``mapping[key]`` ignoring case: Graph writes both ``innerError`` and ``innererror``."""
-    if key in mapping:
-        return mapping[key]
-    lowered = key.lower()
-    for name, value in mapping.items():
-        if isinstance(name, str) and name.lower() == lowered:
-            return value
-    return None
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def error_from_response(
-    *,
-    status: int,
-    headers: Mapping[str, str],
-    text: str,
-    method: str,
-    url: str,
-    client_request_id: str | None,
-) -> ResponseError:
-    """The typed exception for a non-2xx answer. Never raises, whatever the body holds.
-
-    Reads Graph's error body (``error.code``, ``error.message``, the most specific
-    ``innerError.code``, ``request-id`` and ``client-request-id``); a body that is not
-    that shape still gives the typed error, with the raw text (cut to a sane length) in
-    ``.text``. The ``request-id`` response header wins over the body's copy; the
-    ``client-request-id`` we sent wins over the one the service echoed.
-    """
-    headers = _ci_headers(headers)
-    code = message = inner_code = body_request_id = body_client_request_id = None
-    error: object = None
-    try:
-        decoded = loads(text) if text else None
-    except DeserializationError:
-        decoded = None
-    if isinstance(decoded, Mapping):
-        error = _get_ci(decoded, "error")
-    if isinstance(error, Mapping):
-        code = _str_or_none(_get_ci(error, "code"))
-        message = _str_or_none(_get_ci(error, "message"))
-        inner = _get_ci(error, "innerError")
-        depth = 0
-        while isinstance(inner, Mapping) and depth < 16:
-            inner_code = _str_or_none(_get_ci(inner, "code")) or inner_code
-            body_request_id = body_request_id or _str_or_none(_get_ci(inner, "request-id"))
-            body_client_request_id = body_client_request_id or _str_or_none(
-                _get_ci(inner, "client-request-id")
-            )
-            inner = _get_ci(inner, "innerError")
-            depth += 1
-    raw_text = None if isinstance(error, Mapping) or not text else text[:_MAX_ERROR_TEXT]
-    fields: dict[str, Any] = {
-        "status": status,
-        "method": method,
-        "url": url,
-        "code": code,
-        "message": message,
-        "inner_code": inner_code,
-        "request_id": headers.get("request-id") or body_request_id,
-        "client_request_id": client_request_id
-        or body_client_request_id
-        or headers.get("client-request-id"),
-        "text": raw_text,
-        "headers": headers,
-    }
-    if status == 429:
-        return ThrottledError(retry_after=_parse_retry_after(headers), **fields)
-    if 500 <= status <= 599:
-        return ServerError(retry_after=_parse_retry_after(headers), **fields)
-    return _STATUS_ERRORS.get(status, ResponseError)(**fields)
-
-
-@functools.cache
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """What :func:`_translate_transport_error` takes: aiohttp's errors and timeouts.
-
-    aiohttp is imported where it is used, not with graphcomms: importing it costs a
-    third of a cold start (it builds SSL contexts), and `import graphcomms` should not.
-    """
-    import aiohttp
-
-    return (aiohttp.ClientError, asyncio.TimeoutError)
-
-
-def _translate_transport_error(
-    exc: BaseException, method: str, url: str, *, closing: bool
-) -> Exception:
-    """The one place aiohttp's exceptions become ours (raise the result ``from exc``).
-
-    ``sent`` is False only where the request cannot have reached the service: the
-    connection was never made (refused, DNS, TLS, connect timeout). Anything later — a
-    reset, a disconnect, a broken body, a read timeout — may have come after the service
-    acted on it.
-    """
-    import aiohttp
-
-    if isinstance(exc, aiohttp.InvalidURL):
-        return InvalidRequestError(f"invalid URL for {method}: {exc}")
-    if closing:
-        return ClientClosedError("the HTTP transport was closed during the request")
-    kind = type(exc).__name__
-    if isinstance(exc, _connect_timeouts()):
-        return RequestTimeoutError(
-            f"{method} {url}: timed out connecting ({kind})", method=method, url=url, sent=False
-        )
-    if isinstance(exc, asyncio.TimeoutError):
-        return RequestTimeoutError(
-            f"{method} {url}: timed out ({kind})", method=method, url=url, sent=True
-        )
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return TransportError(
-            f"{method} {url}: could not connect ({kind}: {exc.os_error})",
-            method=method,
-            url=url,
-            sent=False,
-        )
-    return TransportError(f"{method} {url}: {kind}: {exc}", method=method, url=url, sent=True)
 
 
 class HttpTransport:
@@ -560,7 +366,7 @@ class HttpTransport:
                 raise_for_status=False,
                 allow_redirects=allow_redirects,
             ) as response:
-                answer_headers = _ci_headers(response.headers)
+                answer_headers = ci_headers(response.headers)
                 answer = HttpResponse(
                     status=response.status,
                     headers=answer_headers,
@@ -568,8 +374,8 @@ class HttpTransport:
                     client_request_id=client_request_id,
                     request_id=answer_headers.get("request-id"),
                 )
-        except _transport_errors() as exc:
-            error = _translate_transport_error(exc, method, log_url, closing=self._closed)
+        except transport_errors() as exc:
+            error = translate_transport_error(exc, method, log_url, closing=self._closed)
             if not isinstance(error, TransportError):
                 raise error from exc
             error.__cause__ = exc

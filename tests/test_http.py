@@ -18,13 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
-from graphcomms._http import (
-    GRAPH_BETA,
-    GRAPH_V1,
-    HttpTransport,
-    RetryPolicy,
-    error_from_response,
-)
+from graphcomms._http import GRAPH_BETA, GRAPH_V1, HttpTransport
+from graphcomms._http_errors import error_from_response
+from graphcomms._settings import RetryPolicy
 from graphcomms.auth import StaticTokenProvider
 from graphcomms.errors import (
     BadRequestError,

@@ -3,6 +3,7 @@ case-insensitively and keeps a value it does not know as a plain ``str``, so eve
 field typed ``SomeEnum | str`` may hold either."""
 
 from enum import Enum
+from typing import TypeVar
 
 __all__ = [
     "CallDirection",
@@ -22,11 +23,20 @@ __all__ = [
 ]
 
 
+E = TypeVar("E", bound="GraphEnum")
+
+
 class GraphEnum(str, Enum):
     """A Graph enum: compares equal to its wire string and prints as it."""
 
     def __str__(self) -> str:
         return str(self.value)
+
+    @classmethod
+    def lookup(cls: type[E], value: str) -> E | None:
+        """The member whose wire value is ``value`` in any casing, else ``None``."""
+        lowered = value.lower()
+        return next((m for m in cls if m.value.lower() == lowered), None)
 
 
 class OperationStatus(GraphEnum):
@@ -141,6 +151,20 @@ class Tone(GraphEnum):
         if key.lower() in {"a", "b", "c", "d"}:
             return cls(key.lower())
         raise ValueError(f"not a keypad key: {key!r}")
+
+    @classmethod
+    def parse(cls, value: "Tone | str") -> "Tone":
+        """A tone from a member, Graph's name (``"tone1"``, any casing) or a keypad key
+        (``"1"``, ``"*"``, ``"#"``). Raises ``ValueError`` for anything else."""
+        if isinstance(value, Tone):
+            return value
+        named = cls.lookup(value) if len(value) > 1 else None
+        if named is not None:
+            return named
+        try:
+            return cls.from_key(value)
+        except ValueError:
+            raise ValueError(f"not a DTMF tone or keypad key: {value!r}") from None
 
     @property
     def key(self) -> str:

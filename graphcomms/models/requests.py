@@ -28,6 +28,7 @@ from graphcomms.models.common import (
     IncomingCallOptions,
     InvitationParticipantInfo,
     MediaConfig,
+    MediaPrompt,
     ParticipantInfo,
     Prompt,
 )
@@ -126,6 +127,32 @@ def _to_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(value)
 
 
+def _prompt(value: Prompt | str) -> Prompt:
+    return MediaPrompt.from_uri(value) if isinstance(value, str) else value
+
+
+def _prompts(value: Prompt | str | Iterable[Prompt | str] | None) -> tuple[Prompt, ...] | None:
+    """One prompt or a WAV file's URL, or several of them."""
+    if value is None:
+        return None
+    if isinstance(value, (str, Prompt)):
+        return (_prompt(value),)
+    return tuple(_prompt(p) for p in value)
+
+
+def _optional_prompt(value: Prompt | str | None) -> Prompt | None:
+    return None if value is None else _prompt(value)
+
+
+def _tones(value: Iterable[Tone | str]) -> tuple[Tone, ...]:
+    """Tones as ``Tone`` members, Graph's names (``"tone1"``) or keypad keys (``"#"``):
+    ``"123#"`` is four tones. Anything else is refused, as Graph would refuse it."""
+    try:
+        return tuple(Tone.parse(t) for t in value)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
+
+
 def _as_tuple(value: Iterable[Any] | None) -> tuple[Any, ...] | None:
     return None if value is None else tuple(value)
 
@@ -181,7 +208,7 @@ class OperationRequest(ActionRequest, Generic[OpT]):
 class PlayPromptRequest(OperationRequest[PlayPromptOperation]):
     path = "playPrompt"
     media = True
-    prompts: tuple[Prompt, ...] = attrs.field(converter=_to_tuple, validator=_count(1, 20))
+    prompts: tuple[Prompt, ...] = attrs.field(converter=_prompts, validator=_count(1, 20))
     loop: bool | None = None  # beta: loop until cancelled; no completion notification
 
 
@@ -190,7 +217,7 @@ class RecordResponseRequest(OperationRequest[RecordOperation]):
     path = "recordResponse"
     media = True
     prompts: tuple[Prompt, ...] | None = attrs.field(
-        default=None, converter=_as_tuple, validator=_count(0, 1)
+        default=None, converter=_prompts, validator=_count(0, 1)
     )
     barge_in_allowed: bool | None = None
     initial_silence_timeout_in_seconds: int | None = attrs.field(
@@ -228,7 +255,7 @@ class SubscribeToToneRequest(OperationRequest[SubscribeToToneOperation]):
 class SendDtmfTonesRequest(OperationRequest[SendDtmfTonesOperation]):
     path = "sendDtmfTones"
     media = True
-    tones: tuple[Tone | str, ...] = attrs.field(converter=_to_tuple, validator=_count(1, 1000))
+    tones: tuple[Tone, ...] = attrs.field(converter=_tones, validator=_count(1, 1000))
     delay_between_tones_ms: int | None = None
 
 
@@ -269,7 +296,7 @@ class MuteParticipantRequest(OperationRequest[MuteParticipantOperation]):
 @attrs.frozen(kw_only=True)
 class StartHoldMusicRequest(OperationRequest[StartHoldMusicOperation]):
     path = "participants/{participant_id}/startHoldMusic"
-    custom_prompt: Prompt | None = None
+    custom_prompt: Prompt | None = attrs.field(default=None, converter=_optional_prompt)
 
 
 @attrs.frozen(kw_only=True)
