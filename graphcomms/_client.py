@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from graphcomms._actions import ActionSender, call_id_from_location
 from graphcomms._call import CallHandle
@@ -50,6 +51,9 @@ __all__ = ["CommsClient"]
 _log = logging.getLogger("graphcomms.client")
 
 IncomingCallback = Callable[[CallHandle], Any]
+
+#: ``download_recording``'s default ``max_size``.
+DEFAULT_RECORDING_MAX_SIZE = 32 * 1024 * 1024
 
 
 class CommsClient:
@@ -311,17 +315,43 @@ class CommsClient:
         self._calls.apply(handle.key, handle.id, ChangeType.CREATED, created)
         return handle
 
-    async def download_recording(self, operation: RecordOperation) -> bytes:
-        """Fetch a finished recording with its own access token (not the Graph token).
+    async def download_recording(
+        self, operation: RecordOperation, *, max_size: int = DEFAULT_RECORDING_MAX_SIZE
+    ) -> bytes:
+        """Fetch a finished recording with its own access token (not the Graph token),
+        into memory: at most ``max_size`` bytes (default 32 MiB; Graph caps a recording
+        at 2 minutes, about 4 MB of WAV), else ``ResponseTooLargeError``. For longer or
+        streamed recordings, :meth:`save_recording` writes it as it arrives.
 
-        Download promptly: Graph discards recordings soon after the call ends.
+        Download promptly: Graph discards recordings soon after the call ends. Only
+        https is fetched, unless the client's own base URL is http (the emulator).
         """
-        if not operation.recording_location or not operation.recording_access_token:
-            raise InvalidRequestError("the operation has no recording location and token")
+        url, token = _recording(operation)
         self._check_open()
-        return await self._http.request_bytes(
-            operation.recording_location, bearer=operation.recording_access_token
-        )
+        return await self._http.request_bytes(url, bearer=token, max_size=max_size)
+
+    async def save_recording(
+        self,
+        operation: RecordOperation,
+        destination: str | os.PathLike[str] | BinaryIO | Callable[[bytes], object],
+        *,
+        max_size: int | None = None,
+    ) -> int:
+        """Stream a finished recording to ``destination`` as it arrives, never holding
+        it whole: a file path (written, replaced if it exists), a binary file object
+        (``.write`` is called), or a callable given each chunk (sync or async). Returns
+        the number of bytes written. ``max_size`` (default none) stops it with
+        ``ResponseTooLargeError``. A failure after the first chunk is raised, not
+        retried, so nothing is written twice."""
+        url, token = _recording(operation)
+        self._check_open()
+        if isinstance(destination, (str, os.PathLike)):
+            with open(destination, "wb") as file:  # noqa: ASYNC230 - chunk writes are small
+                return await self._http.stream_to(
+                    url, bearer=token, sink=file.write, max_size=max_size
+                )
+        sink = destination.write if hasattr(destination, "write") else destination
+        return await self._http.stream_to(url, bearer=token, sink=sink, max_size=max_size)
 
     async def reconcile(self) -> int:
         """Run one reconciliation pass now (the client also runs them on its own);
@@ -333,3 +363,9 @@ class CommsClient:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<CommsClient {self._http.base_url} {state} pending={self.stats.pending}>"
+
+
+def _recording(operation: RecordOperation) -> tuple[str, str]:
+    if not operation.recording_location or not operation.recording_access_token:
+        raise InvalidRequestError("the operation has no recording location and token")
+    return operation.recording_location, operation.recording_access_token

@@ -13,6 +13,7 @@ logged, not in any repr and not in any exception message.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import random
@@ -35,8 +36,10 @@ from graphcomms._version import __version__
 from graphcomms.errors import (
     ClientClosedError,
     DeserializationError,
+    GraphCommsError,
     InvalidRequestError,
     ResponseError,
+    ResponseTooLargeError,
     TransportError,
 )
 from graphcomms.typing import TokenProvider
@@ -204,27 +207,84 @@ class HttpTransport:
             allow_redirects=False,
         )
 
-    async def request_bytes(self, url: str, *, bearer: str) -> bytes:
-        """GET a recording (``recordingLocation``) with its own ``recordingAccessToken``.
+    async def request_bytes(
+        self, url: str, *, bearer: str, max_size: int | None = None
+    ) -> bytes:
+        """GET a recording (``recordingLocation``) with its own ``recordingAccessToken``,
+        at most ``max_size`` bytes of it (else :class:`ResponseTooLargeError`).
 
         No Graph token is sent. Errors map as for :meth:`request`; a 401 is not retried,
         since this token cannot be refreshed. Redirects are followed (aiohttp drops the
-        ``Authorization`` header when one leaves the origin). The query string is left
-        out of our log records and messages, in case the location is a signed URL.
+        ``Authorization`` header when one leaves the origin). Only https is fetched,
+        unless the client itself talks plain http to its base URL (the emulator). The
+        query string is left out of our log records and messages, in case the location
+        is a signed URL.
         """
-        if not url.startswith(("https://", "http://")):
-            raise InvalidRequestError("recording URL must be an absolute http(s) URL")
-
         answer = await self._send(
             "GET",
-            url,
+            self._recording_url(url),
             data=None,
             accept="*/*",
             bearer=bearer,
             log_url=url.split("?", 1)[0],
             allow_redirects=True,
+            consume=None if max_size is None else lambda r: _read_capped(r, max_size),
         )
         return answer.content
+
+    async def stream_to(
+        self,
+        url: str,
+        *,
+        bearer: str,
+        sink: Callable[[bytes], Awaitable[object] | object],
+        max_size: int | None = None,
+    ) -> int:
+        """GET a recording as :meth:`request_bytes` does, handing each chunk to ``sink``
+        (sync or async) as it arrives; returns how many bytes it handed over. Once a
+        chunk went to the sink, a failure is raised rather than retried (the sink would
+        get the start twice)."""
+        written = 0
+
+        async def consume(response: aiohttp.ClientResponse) -> bytes:
+            nonlocal written
+            _refuse_declared(response, max_size)
+            try:
+                async for chunk in response.content.iter_chunked(_CHUNK):
+                    written += len(chunk)
+                    if max_size is not None and written > max_size:
+                        raise _too_large(response, max_size)
+                    result = sink(chunk)
+                    if inspect.isawaitable(result):
+                        await result
+            except transport_errors() as exc:
+                if written:
+                    raise _Final(exc) from exc
+                raise
+            return b""
+
+        await self._send(
+            "GET",
+            self._recording_url(url),
+            data=None,
+            accept="*/*",
+            bearer=bearer,
+            log_url=url.split("?", 1)[0],
+            allow_redirects=True,
+            consume=consume,
+        )
+        return written
+
+    def _recording_url(self, url: str) -> str:
+        if url.startswith("https://") or (
+            url.startswith("http://") and self._base_url.startswith("http://")
+        ):
+            return url
+        # The recording access token must not cross the network in clear text.
+        raise InvalidRequestError(
+            "recording URL must be an absolute https URL"
+            + (" (plain http only when the client's own base URL is http)" if "://" in url else "")
+        )
 
     def _resolve(self, path_or_url: str) -> str:
         if path_or_url.startswith(("https://", "http://")):
@@ -259,6 +319,7 @@ class HttpTransport:
         bearer: str | None,
         log_url: str,
         allow_redirects: bool,
+        consume: Consume | None = None,
     ) -> HttpResponse:
         """The retry loop. Returns the 2xx answer; raises the mapped error otherwise.
 
@@ -279,17 +340,21 @@ class HttpTransport:
                 else await self._tokens.get_token(force_refresh=force_refresh)
             )
             force_refresh = False
-            outcome = await self._attempt(
-                session,
-                method=method,
-                url=url,
-                data=data,
-                token=token,
-                accept=accept,
-                log_url=log_url,
-                allow_redirects=allow_redirects,
-                attempt=attempt,
-            )
+            try:
+                outcome = await self._attempt(
+                    session,
+                    method=method,
+                    url=url,
+                    data=data,
+                    token=token,
+                    accept=accept,
+                    log_url=log_url,
+                    allow_redirects=allow_redirects,
+                    attempt=attempt,
+                    consume=consume or _read,
+                )
+            except _Final as final:
+                raise final.error from None
             if isinstance(outcome, HttpResponse):
                 if graph_request:
                     outcome.body = _decode_body(outcome, method, log_url)
@@ -297,7 +362,7 @@ class HttpTransport:
             failure = outcome
             retry_after: float | None = None
             if isinstance(failure, TransportError):
-                retryable = not failure.sent or method in _IDEMPOTENT
+                retryable = failure.transient and (not failure.sent or method in _IDEMPOTENT)
             else:
                 if failure.status == 401 and graph_request and not refreshed:
                     # Not a transient failure: the token expired or was revoked early.
@@ -351,6 +416,7 @@ class HttpTransport:
         log_url: str,
         allow_redirects: bool,
         attempt: int,
+        consume: Consume,
     ) -> HttpResponse | _Failure:
         """One exchange: the 2xx answer, or the error that says what went wrong."""
         client_request_id = _request_id()
@@ -367,18 +433,21 @@ class HttpTransport:
                 allow_redirects=allow_redirects,
             ) as response:
                 answer_headers = ci_headers(response.headers)
+                ok = 200 <= response.status <= 299
                 answer = HttpResponse(
                     status=response.status,
                     headers=answer_headers,
-                    content=await response.read(),
+                    content=await (consume(response) if ok else _read_error(response)),
                     client_request_id=client_request_id,
                     request_id=answer_headers.get("request-id"),
                 )
+        except _Final as final:
+            final.error = self._translated(final.error, method, log_url, url)
+            raise
         except transport_errors() as exc:
-            error = translate_transport_error(exc, method, log_url, closing=self._closed)
+            error = self._translated(exc, method, log_url, url)
             if not isinstance(error, TransportError):
-                raise error from exc
-            error.__cause__ = exc
+                raise error from None
             _log_attempt(
                 method=method,
                 url=log_url,
@@ -410,6 +479,16 @@ class HttpTransport:
             client_request_id=client_request_id,
         )
 
+    def _translated(self, exc: BaseException, method: str, log_url: str, url: str) -> Exception:
+        """Ours for an aiohttp error. Its cause is kept, unless the URL has a query
+        string (a signed recording location) that the cause's own text could show."""
+        if isinstance(exc, GraphCommsError):
+            return exc
+        error = translate_transport_error(exc, method, log_url, closing=self._closed)
+        if "?" not in url:
+            error.__cause__ = exc
+        return error
+
     def _headers(
         self, token: str, client_request_id: str, accept: str, *, has_body: bool
     ) -> dict[str, str]:
@@ -439,6 +518,61 @@ class HttpTransport:
                 await asyncio.gather(sleeper, return_exceptions=True)
         if self._closed:
             raise ClientClosedError("the client was closed during a retry back-off")
+
+
+Consume = Callable[["aiohttp.ClientResponse"], Awaitable[bytes]]
+"""How a 2xx answer's body is read (while the response is open)."""
+
+_CHUNK: Final = 64 * 1024
+
+
+class _Final(Exception):
+    """An error that must not be retried (raised from inside a body read)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+
+async def _read(response: aiohttp.ClientResponse) -> bytes:
+    return await response.read()
+
+
+async def _read_capped(response: aiohttp.ClientResponse, max_size: int) -> bytes:
+    """The body, refused (ResponseTooLargeError) once it passes ``max_size`` bytes."""
+    _refuse_declared(response, max_size)
+    chunks = []
+    size = 0
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > max_size:
+            raise _Final(_too_large(response, max_size))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_error(response: aiohttp.ClientResponse) -> bytes:
+    # An error body is kept only in part (see _http_errors); a proxy's may be huge.
+    return await response.content.read(_MAX_ERROR_BODY)
+
+
+def _refuse_declared(response: aiohttp.ClientResponse, max_size: int | None) -> None:
+    declared = response.content_length
+    if max_size is not None and declared is not None and declared > max_size:
+        raise _Final(_too_large(response, max_size))
+
+
+def _too_large(response: aiohttp.ClientResponse, max_size: int) -> ResponseTooLargeError:
+    url = str(response.url).split("?", 1)[0]
+    return ResponseTooLargeError(
+        f"GET {url}: the body is larger than max_size ({max_size} bytes)",
+        method="GET",
+        url=url,
+        sent=True,
+    )
+
+
+_MAX_ERROR_BODY: Final = 64 * 1024
 
 
 def _status_retryable(status: int, method: str, retry_after: float | None) -> bool:

@@ -14,6 +14,7 @@ import asyncio
 import email.utils
 import functools
 import math
+import re
 import time
 from collections.abc import Mapping
 from contextlib import suppress
@@ -191,6 +192,15 @@ def transport_errors() -> tuple[type[BaseException], ...]:
     return (aiohttp.ClientError, asyncio.TimeoutError)
 
 
+@functools.cache
+def _redirect_errors() -> tuple[type[BaseException], ...]:
+    # A redirect to an unusable URL has a class of its own from aiohttp 3.10.
+    import aiohttp
+
+    found = getattr(aiohttp, "RedirectClientError", None)
+    return (found,) if found is not None else ()
+
+
 def translate_transport_error(
     exc: BaseException, method: str, url: str, *, closing: bool
 ) -> Exception:
@@ -204,9 +214,18 @@ def translate_transport_error(
     import aiohttp
 
     if isinstance(exc, aiohttp.InvalidURL):
-        return InvalidRequestError(f"invalid URL for {method}: {exc}")
+        return InvalidRequestError(f"invalid URL for {method} {url}")
     if closing:
         return ClientClosedError("the HTTP transport was closed during the request")
+    if isinstance(exc, (aiohttp.TooManyRedirects, *_redirect_errors())):
+        # Where the service sent us, not a lost connection: asking again leads there again.
+        return TransportError(
+            f"{method} {url}: {type(exc).__name__}: the redirects lead nowhere usable",
+            method=method,
+            url=url,
+            sent=True,
+            transient=False,
+        )
     kind = type(exc).__name__
     if isinstance(exc, _connect_timeouts()):
         return RequestTimeoutError(
@@ -223,6 +242,12 @@ def translate_transport_error(
             url=url,
             sent=False,
         )
-    return TransportError(f"{method} {url}: {kind}: {exc}", method=method, url=url, sent=True)
+    detail = _QUERY.sub("?…", str(exc))  # a redirect's or a signed URL's query stays out
+    return TransportError(
+        f"{method} {url}: {kind}: {detail}", method=method, url=url, sent=True
+    )
+
+
+_QUERY: Final = re.compile(r"\?[^\s'\"<>]*")
 
 

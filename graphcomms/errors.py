@@ -6,7 +6,8 @@
     ├── ClientClosedError            the client was closed; pending trackers fail with it too
     ├── InvalidRequestError          refused before sending (also ValueError)
     ├── TransportError               no usable HTTP response (wraps aiohttp errors)
-    │   └── RequestTimeoutError      also the builtin TimeoutError
+    │   ├── RequestTimeoutError      also the builtin TimeoutError
+    │   └── ResponseTooLargeError    a body over the size the caller allows
     ├── ResponseError                Graph answered non-2xx: status, code, message, request ids
     │   ├── BadRequestError          400
     │   ├── UnauthorizedError        401
@@ -51,6 +52,7 @@ __all__ = [
     "OperationFailedError",
     "OperationTimeoutError",
     "RequestTimeoutError",
+    "ResponseTooLargeError",
     "ResponseError",
     "ServerError",
     "ThrottledError",
@@ -67,18 +69,28 @@ class TransportError(GraphCommsError):
     """No usable HTTP response: connection refused or reset, DNS, TLS, unreadable body.
 
     ``sent`` says whether the request may have reached the service; a POST that may
-    have reached it is never re-sent automatically.
+    have reached it is never re-sent automatically. ``transient`` is False where asking
+    again cannot help (a redirect loop, a redirect to a URL that is not http): such an
+    error is never retried.
     """
 
-    def __init__(self, message: str, *, method: str, url: str, sent: bool) -> None:
+    def __init__(
+        self, message: str, *, method: str, url: str, sent: bool, transient: bool = True
+    ) -> None:
         super().__init__(message)
         self.method = method
         self.url = url
         self.sent = sent
+        self.transient = transient
 
 
 class RequestTimeoutError(TransportError, TimeoutError):
     """The HTTP request timed out."""
+
+
+class ResponseTooLargeError(TransportError):
+    """The answer's body is larger than the caller allows (``max_size``); reading
+    stopped there."""
 
 
 class ResponseError(GraphCommsError):
