@@ -108,10 +108,16 @@ def utc_now_iso() -> str:
 
 
 def error_body(error: GraphError, *, request_id: str, client_request_id: str | None) -> JSON:
-    """§8.1's body; 429 uses the §8.2 shape. innerError echoes the request's ids."""
-    inner: JSON = {"request-id": request_id, "date": utc_now_iso()}
-    if client_request_id is not None:
-        inner["client-request-id"] = client_request_id
+    """§8.1's body; 429 uses the §8.2 shape. innerError echoes the request's ids.
+
+    A request that sent no ``client-request-id`` finds its ``request-id`` there instead,
+    as Graph answers: the field is always present.
+    """
+    inner: JSON = {
+        "request-id": request_id,
+        "date": utc_now_iso(),
+        "client-request-id": request_id if client_request_id is None else client_request_id,
+    }
     if error.status == 429:
         inner = {"code": "429", "message": "Please retry after", "status": "429", **inner}
     return {"error": {"code": error.code, "message": error.message, "innerError": inner}}

@@ -550,6 +550,35 @@ async def test_unknown_call_is_404_in_graphs_error_shape(graph: Graph) -> None:
     assert "date" in inner
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "cue", "authorized", "status"),
+    [
+        ("GET", "communications/calls/nope", None, True, 404),  # a handler's error
+        ("PATCH", "communications/calls", None, True, 405),  # no such route
+        ("POST", "communications/calls", 429, True, 429),  # an injected fault
+        ("GET", "communications/calls/nope", None, False, 401),  # refused before routing
+    ],
+)
+async def test_an_error_without_a_client_request_id_names_the_request_id_in_its_place(
+    emu: GraphEmulator, method: str, path: str, cue: int | None, authorized: bool, status: int
+) -> None:
+    # Graph fills innerError's client-request-id with its own request-id when the
+    # request sent none; a client logging that field must never find it missing.
+    if cue is not None:
+        emu.fail_next(cue)
+    headers = {"Authorization": "Bearer app-token"} if authorized else {}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, emu.graph_url + path, json={}, headers=headers) as response,
+    ):
+        body = await response.json()
+        assert "client-request-id" not in response.request_info.headers
+        assert response.status == status
+        inner = body["error"]["innerError"]
+        assert inner["request-id"] == response.headers["request-id"]
+        assert inner["client-request-id"] == inner["request-id"]
+
+
 async def test_keep_alive_works_then_404_after_the_call_ended(
     graph: Graph, emu: GraphEmulator
 ) -> None:
