@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import base64
+import hashlib
 import io
 import wave
 from collections.abc import AsyncIterator
@@ -19,6 +21,8 @@ import aiohttp
 import jwt
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from graphcomms.testing import _emulator as emulator_module
 from graphcomms.testing._emulator import (
@@ -28,6 +32,7 @@ from graphcomms.testing._emulator import (
     GraphEmulator,
     run_emulator,
 )
+from graphcomms.webhook import TokenRejectedError, TokenValidationSettings, TokenValidator
 
 PROMPT = {
     "@odata.type": "#microsoft.graph.mediaPrompt",
@@ -823,6 +828,55 @@ async def test_rotated_key_is_published_and_used(
         jwt.decode(
             emu.make_token(lifetime=-60), options={"verify_signature": False, "verify_exp": True}
         )
+
+
+async def test_jwks_keys_are_x509_certificates_for_signing_only(
+    emu: GraphEmulator, http: aiohttp.ClientSession
+) -> None:
+    # The platform's keys are X.509 certificates (reference §6); RFC 7517 §4.3 says
+    # `use` and `key_ops` should not both be present.
+    emu.rotate_key()
+    async with http.get(emu.jwks_url) as response:
+        keys = (await response.json())["keys"]
+    assert [key["kid"] for key in keys][-1] == emu.kid
+    assert len(keys) == 2
+    for jwk in keys:
+        assert (jwk["kty"], jwk["use"], jwk["alg"]) == ("RSA", "sig", "RS256")
+        assert "key_ops" not in jwk
+        [encoded] = jwk["x5c"]
+        der = base64.b64decode(encoded, validate=True)  # standard base64, not url-safe
+        assert base64.b64encode(der).decode("ascii") == encoded
+        certificate = x509.load_der_x509_certificate(der)
+        thumbprint = base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=")
+        assert jwk["x5t"] == thumbprint.decode("ascii")
+        # The certificate holds the very key the JWK's n/e give, and signs itself.
+        public_key = certificate.public_key()
+        assert isinstance(public_key, rsa.RSAPublicKey)
+        assert public_key.public_numbers() == jwt.PyJWK(jwk).key.public_numbers()
+        assert certificate.issuer == certificate.subject
+        certificate.verify_directly_issued_by(certificate)
+    # A token the emulator signs verifies against the certificate alone.
+    certificate = x509.load_der_x509_certificate(base64.b64decode(keys[-1]["x5c"][0]))
+    claims = jwt.decode(
+        emu.make_token(), certificate.public_key(), algorithms=["RS256"], audience=emu.app_id
+    )
+    assert claims["tid"] == DEFAULT_TENANT_ID
+
+
+async def test_the_webhook_validator_accepts_the_emulators_tokens(emu: GraphEmulator) -> None:
+    # The same path real Graph's tokens take: OpenID configuration, JWKS (x5c), RS256.
+    settings = TokenValidationSettings(
+        app_id=emu.app_id,
+        openid_configuration_url=emu.openid_configuration_url,
+        issuers=frozenset({emu.issuer}),
+    )
+    async with TokenValidator(settings) as validator:
+        validated = await validator.validate(emu.make_token())
+        assert validated.tenant_id == DEFAULT_TENANT_ID
+        emu.rotate_key()  # an unknown kid: the validator refetches and still accepts
+        assert (await validator.validate(emu.make_token())).issuer == emu.issuer
+        with pytest.raises(TokenRejectedError):
+            await validator.validate(emu.make_token(aud="someone-else"))
 
 
 @pytest.mark.parametrize(
