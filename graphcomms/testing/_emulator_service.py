@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -36,9 +35,9 @@ from graphcomms.testing._emulator_wire import (
     STOP_TONE,
     SUCCESS,
     TRANSFERRED,
-    GraphError,
     application_identity,
     bad_request,
+    bearer_token,
     make_wav,
     new_guid,
     normalise_id,
@@ -50,7 +49,9 @@ from graphcomms.testing._emulator_wire import (
     participants_path,
     phone_identity,
     result_info,
+    same_secret,
     tone_name,
+    unauthorized,
     user_identity,
 )
 
@@ -462,10 +463,10 @@ class CallingService:
         if stored is None:
             raise not_found("The recording was not found.")
         token, audio = stored
-        scheme, _, given = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
-            raise GraphError(
-                401, "InvalidAuthenticationToken", "The recording access token is not valid."
+        given = bearer_token(authorization)
+        if given is None or not same_secret(given, token):
+            raise unauthorized(
+                "The recording access token is not valid.", token_given=given is not None
             )
         return audio
 

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import json
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -641,7 +642,68 @@ async def test_missing_authorization_is_401(emu: GraphEmulator) -> None:
         assert response.status == 401
         assert (await response.json())["error"]["code"] == "InvalidAuthenticationToken"
         assert response.headers["request-id"]
+        # RFC 6750 §3: a challenge, without an error code when no token came at all.
+        assert response.headers["WWW-Authenticate"] == "Bearer"
     assert "Authorization" not in emu.requests[-1].headers
+
+
+ACCESS_TOKEN = "emulator-s3cret-token"
+
+
+@pytest.mark.parametrize(
+    ("authorization", "challenge"),
+    [
+        (None, "Bearer"),
+        ("Bearer ", "Bearer"),
+        ("Bearer another-token", 'Bearer error="invalid_token"'),
+        (f"Bearer {ACCESS_TOKEN}x", 'Bearer error="invalid_token"'),
+        (f"Basic {ACCESS_TOKEN}", "Bearer"),  # RFC 6750 §3.1: an unsupported scheme
+        ("Bearer tok\u00e9n", 'Bearer error="invalid_token"'),
+    ],
+)
+async def test_a_required_access_token_refuses_every_other(
+    bot: Bot, authorization: str | None, challenge: str
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    async with (
+        GraphEmulator(bot_webhook_url=bot.url, access_token=ACCESS_TOKEN) as emu,
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{emu.graph_url}communications/calls",
+            json={"callbackUri": bot.url, "targets": [{"identity": {"user": {"id": "u"}}}]},
+            headers=headers,
+        ) as response,
+    ):
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"] == challenge
+        body = await response.json()
+        assert body["error"]["code"] == "InvalidAuthenticationToken"
+        assert body["error"]["innerError"]["request-id"] == response.headers["request-id"]
+        assert ACCESS_TOKEN not in json.dumps(body)
+        assert emu.calls == {}  # refused before anything ran
+        assert [r.path for r in emu.requests] == ["/v1.0/communications/calls"]
+        assert "Authorization" not in emu.requests[0].headers
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer"])
+async def test_the_required_access_token_is_accepted(bot: Bot, scheme: str) -> None:
+    async with (
+        GraphEmulator(bot_webhook_url=bot.url, access_token=ACCESS_TOKEN) as emu,
+        aiohttp.ClientSession(headers={"Authorization": f"{scheme} {ACCESS_TOKEN}"}) as http,
+    ):
+        bot.jwks_url = emu.jwks_url
+        call_id = await Graph(http, emu, bot).create_call()
+        assert call_id in emu.calls
+        await emu.drain()
+        # Notifications are signed by the emulator, never carrying the API token.
+        assert all(ACCESS_TOKEN not in str(headers) for headers, _ in bot.received)
+
+
+def test_an_access_token_needs_auth_on() -> None:
+    with pytest.raises(ValueError, match="require_auth"):
+        GraphEmulator(require_auth=False, access_token=ACCESS_TOKEN)
+    with pytest.raises(ValueError, match="empty"):
+        GraphEmulator(access_token="")
 
 
 async def test_requests_are_recorded_without_authorization(
