@@ -338,6 +338,11 @@ async def test_record_response_recording_downloads_with_its_token(
     location, token = data["recordingLocation"], data["recordingAccessToken"]
     async with aiohttp.ClientSession() as anonymous, anonymous.get(location) as response:
         assert response.status == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    async with http.get(location, headers={"Authorization": f"Bearer {token}x"}) as response:
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+        assert token not in await response.text()
     async with http.get(location, headers={"Authorization": f"Bearer {token}"}) as response:
         assert response.status == 200
         assert response.content_type == "application/octet-stream"
@@ -782,6 +787,13 @@ async def test_drop_on_cue_loses_the_completion(graph: Graph, emu: GraphEmulator
     [dropped] = [d for d in emu.deliveries if d.operation_id == op["id"]]
     assert (dropped.faults, dropped.status) == (("drop",), None)
     assert emu.calls[call_id].notifications_dropped == 1
+
+
+async def test_an_injected_401_challenges_like_graph(graph: Graph, emu: GraphEmulator) -> None:
+    emu.fail_next(401, path_contains="/communications/calls")
+    status, body, headers = await graph.request("GET", "communications/calls/nope")
+    assert (status, body["error"]["code"]) == (401, "InvalidAuthenticationToken")
+    assert headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
 
 
 async def test_fail_next_429_carries_retry_after_and_is_not_processed(
