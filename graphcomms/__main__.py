@@ -63,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
         f"token is accepted. Default: the {_ACCESS_TOKEN_VARIABLE} environment variable, "
         "which, unlike the command line, other users of this machine cannot list",
     )
+    emulator.add_argument(
+        "--readable-operations",
+        choices=("documented", "all"),
+        default="documented",
+        help="which operations GET .../operations/{id} answers for. documented (the "
+        "default): what Graph documents, an addLargeGalleryView operation until its "
+        "result has reached the bot; any other answers 404. all: every operation of a "
+        "live call, finished ones included",
+    )
     soak = commands.add_parser(
         "soak",
         help="operations across concurrent calls through the emulator with a seeded fault mix",
@@ -114,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                     host=args.host,
                     seed=args.seed,
                     access_token=args.access_token,
+                    readable_operations=args.readable_operations,
                 )
             )
         return 0

@@ -1,4 +1,4 @@
-"""The command line: python -m graphcomms demo | emulator."""
+"""The command line: python -m graphcomms demo | emulator | soak | flood."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ def test_demo_exits_zero_and_says_every_step_behaved(capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "OK: every step behaved" in out
     assert "recordResponse" in out
+
+
+def test_small_soak_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["soak", "--operations", "150", "--calls", "6", "--seed", "3"]) == 0
+    assert "150" in capsys.readouterr().out
 
 
 def test_a_command_is_required() -> None:
@@ -69,7 +74,20 @@ def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 def test_emulator_defaults_take_any_token(served: dict[str, Any]) -> None:
     assert main(["emulator"]) == 0
-    assert served == {"port": 8765, "host": "127.0.0.1", "seed": 0, "access_token": None}
+    assert served == {
+        "port": 8765,
+        "host": "127.0.0.1",
+        "seed": 0,
+        "access_token": None,
+        "readable_operations": "documented",
+    }
+
+
+def test_emulator_reads_back_every_operation_on_request(served: dict[str, Any]) -> None:
+    assert main(["emulator", "--readable-operations", "all"]) == 0
+    assert served["readable_operations"] == "all"
+    with pytest.raises(SystemExit):
+        main(["emulator", "--readable-operations", "some"])
 
 
 def test_emulator_access_token_from_the_flag(served: dict[str, Any]) -> None:

@@ -24,7 +24,13 @@ from aiohttp import web
 from graphcomms.testing._emulator_auth import SigningKeys
 from graphcomms.testing._emulator_delivery import Notifier
 from graphcomms.testing._emulator_faults import FaultPlan, Faults, NotificationFault
-from graphcomms.testing._emulator_service import CallingService, Ctx, Reply
+from graphcomms.testing._emulator_service import (
+    READABLE_OPERATIONS,
+    CallingService,
+    Ctx,
+    ReadableOperations,
+    Reply,
+)
 from graphcomms.testing._emulator_state import (
     Delivery,
     EmulatedCall,
@@ -53,6 +59,7 @@ __all__ = [
     "Faults",
     "GraphEmulator",
     "NotificationFault",
+    "ReadableOperations",
     "RecordedRequest",
     "run_emulator",
 ]
@@ -84,6 +91,14 @@ class GraphEmulator:
     exactly ``access_token`` when one is given; others get Graph's 401
     (``InvalidAuthenticationToken``) with a ``WWW-Authenticate: Bearer`` challenge.
     ``require_auth=False`` takes requests without a token too.
+
+    ``readable_operations`` says which operations ``GET .../operations/{id}`` finds.
+    ``"documented"`` (the default) promises no more than Graph documents: an
+    addLargeGalleryView operation until its result has reached the bot; every other
+    operation, and a finished one, answers 404 as an unknown id does, so a bot tested
+    here does not come to rely on reading back what Graph may not serve. ``"all"``
+    reads back every operation of a live call, terminal ones included: for tests of
+    recovery paths that assume it.
     """
 
     def __init__(
@@ -99,10 +114,12 @@ class GraphEmulator:
         faults: Faults | None = None,
         require_auth: bool = True,
         access_token: str | None = None,
+        readable_operations: ReadableOperations = "documented",
         bot_webhook_url: str | None = None,
     ) -> None:
         if prompt_seconds < 0:
             raise ValueError("prompt_seconds must be >= 0")
+        _check_readable_operations(readable_operations)
         if access_token is not None and not access_token.strip():
             raise ValueError("access_token must not be empty")
         if access_token is not None and not require_auth:
@@ -133,6 +150,7 @@ class GraphEmulator:
             app_id=app_id,
             tenant_id=tenant_id,
             prompt_seconds=prompt_seconds,
+            readable_operations=readable_operations,
         )
         self._keys: SigningKeys | None = None
         self._notifier: Notifier | None = None
@@ -242,6 +260,17 @@ class GraphEmulator:
         if value < 0:
             raise ValueError("prompt_seconds must be >= 0")
         self._service.prompt_seconds = value
+
+    @property
+    def readable_operations(self) -> ReadableOperations:
+        """Which operations ``GET .../operations/{id}`` finds: ``"documented"`` or
+        ``"all"`` (see the class docstring); a change applies to the next GET."""
+        return self._service.readable_operations
+
+    @readable_operations.setter
+    def readable_operations(self, value: ReadableOperations) -> None:
+        _check_readable_operations(value)
+        self._service.readable_operations = value
 
     @property
     def faults(self) -> Faults:
@@ -547,6 +576,11 @@ class GraphEmulator:
         )
 
 
+def _check_readable_operations(value: str) -> None:
+    if value not in READABLE_OPERATIONS:
+        raise ValueError(f"readable_operations must be one of {READABLE_OPERATIONS}, got {value!r}")
+
+
 def _decode(raw: bytes) -> tuple[Any, bool]:
     """The JSON in a body (None when empty) and whether it parsed."""
     if not raw.strip():
@@ -596,6 +630,7 @@ async def run_emulator(
     *,
     bot_webhook_url: str | None = None,
     access_token: str | None = None,
+    readable_operations: ReadableOperations = "documented",
 ) -> None:
     """Serve a GraphEmulator until cancelled, printing its URLs first (never the token)."""
     async with GraphEmulator(
@@ -604,6 +639,7 @@ async def run_emulator(
         seed=seed,
         bot_webhook_url=bot_webhook_url,
         access_token=access_token,
+        readable_operations=readable_operations,
     ) as emulator:
         tokens = "the one given" if access_token is not None else "any non-empty bearer token"
         print(
@@ -613,7 +649,8 @@ async def run_emulator(
             f"  OpenID configuration: {emulator.openid_configuration_url}\n"
             f"  JWKS:                 {emulator.jwks_url}\n"
             f"  notification audience (app id): {emulator.app_id}\n"
-            f"  API access token: {tokens}",
+            f"  API access token: {tokens}\n"
+            f"  operations read back: {readable_operations}",
             flush=True,
         )
         await asyncio.Event().wait()

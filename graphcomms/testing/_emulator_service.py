@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from random import Random
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from graphcomms.testing._emulator_delivery import Notifier
 from graphcomms.testing._emulator_faults import FaultPlan
@@ -56,6 +56,11 @@ from graphcomms.testing._emulator_wire import (
 )
 
 _log = logging.getLogger("graphcomms.testing.emulator")
+
+ReadableOperations: TypeAlias = Literal["documented", "all"]
+READABLE_OPERATIONS: tuple[ReadableOperations, ...] = ("documented", "all")
+# The one type whose GET Graph documents ("Get addLargeGalleryViewOperation", §7).
+_DOCUMENTED_READS = frozenset({"addLargeGalleryViewOperation"})
 
 _MAX_PROMPTS = 20
 _MAX_INVITEES = 5
@@ -106,10 +111,12 @@ class CallingService:
         app_id: str,
         tenant_id: str,
         prompt_seconds: float,
+        readable_operations: ReadableOperations = "documented",
     ) -> None:
         self.app_id = app_id
         self.tenant_id = tenant_id
         self.prompt_seconds = prompt_seconds
+        self.readable_operations = readable_operations
         self.calls: dict[str, EmulatedCall] = {}
         self.transfer_failures: list[tuple[int, int, str]] = []
         # Set by GraphEmulator.start(): where notifications go out, and our own address.
@@ -422,13 +429,26 @@ class CallingService:
         return Reply(204)
 
     def get_operation(self, call_id: str, operation_id: str) -> Reply:
-        """The op's current snapshot, terminal ones included, while the call lives."""
+        """``GET .../operations/{id}``: the op's current snapshot, while the call lives.
+
+        ``readable_operations == "documented"`` promises no more than Graph documents
+        (§7): the GET of an addLargeGalleryView operation, and nothing about whether an
+        operation outlives its ``deleted`` notification. So only that type answers, and
+        only until its result has reached the bot (Emulator choice: a result that was
+        dropped or refused leaves it readable). Anything else gets the 404 an unknown
+        id gets. ``"all"`` answers for every operation, terminal ones included.
+        """
         call = self._live_call(call_id)
         wanted = normalise_id(operation_id)
         for op in call.operations.values():
-            if normalise_id(op.id) == wanted:
+            if normalise_id(op.id) == wanted and self._readable(op):
                 return Reply(200, op.snapshot())
         raise not_found(f"Operation {operation_id} was not found.")
+
+    def _readable(self, op: EmulatedOperation) -> bool:
+        if self.readable_operations == "all":
+            return True
+        return op.odata_type in _DOCUMENTED_READS and not op.result_delivered
 
     async def call_action(self, ctx: Ctx, call_id: str, segment: str, body: JSON) -> Reply:
         """``POST /communications/calls/{id}/{action}``."""

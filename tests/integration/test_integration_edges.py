@@ -53,6 +53,7 @@ async def test_reconciliation_racing_a_delayed_notification(
     graph_emulator: GraphEmulator,
 ) -> None:
     """The read-back wins; the real notification, arriving later, is a duplicate."""
+    graph_emulator.readable_operations = "all"  # a playPrompt read back: beyond §7
     async with emulated_bot(graph_emulator, reconcile_after=0.05, reconcile_interval=0.05) as bot:
         call = await place_call(bot.client)
         graph_emulator.fault_next_notification(
@@ -69,6 +70,8 @@ async def test_reconciliation_racing_a_delayed_notification(
 async def test_reconciling_a_running_operation_leaves_it_pending(
     graph_emulator: GraphEmulator,
 ) -> None:
+    # The read-back must answer "running" for this to test anything: beyond §7.
+    graph_emulator.readable_operations = "all"
     async with emulated_bot(graph_emulator, reconcile_after=0.05, reconcile_interval=0.05) as bot:
         call = await place_call(bot.client)
         graph_emulator.prompt_seconds = 0.5

@@ -302,11 +302,117 @@ async def test_play_prompt_runs_then_completes_with_its_client_context(
     data = done["resourceData"]
     assert (data["status"], data["clientContext"]) == ("completed", "ctx-1")
     assert data["resultInfo"]["code"] == 200
-    status, snapshot, _ = await graph.request(
+    # Graph documents reading back addLargeGalleryView only (reference §7).
+    status, _, _ = await graph.request(
         "GET", f"communications/calls/{call_id}/operations/{op['id']}"
     )
-    assert (status, snapshot["status"]) == (200, "completed")
+    assert status == 404
     assert (await graph.request("GET", f"communications/calls/{call_id}/operations/nope"))[0] == 404
+
+
+# -- reading operations back (reference §7) ------------------------------------------------
+
+
+def operation_url(call_id: str, op_id: str) -> str:
+    return f"communications/calls/{call_id}/operations/{op_id}"
+
+
+async def test_by_default_only_a_running_gallery_view_is_read_back(
+    graph: Graph, emu: GraphEmulator
+) -> None:
+    assert emu.readable_operations == "documented"
+    call_id = await graph.create_call()
+    emu.prompt_seconds = 30
+    _, gallery, _ = await graph.action(call_id, "addLargeGalleryView", {"clientContext": "g"})
+    _, prompt, _ = await graph.action(call_id, "playPrompt", {"prompts": [PROMPT]})
+    _, dtmf, _ = await graph.action(call_id, "sendDtmfTones", {"tones": ["tone1"]})
+    _, tone, _ = await graph.action(call_id, "subscribeToTone", {})  # completed at once
+    status, read, _ = await graph.request("GET", operation_url(call_id, gallery["id"]))
+    assert (status, read["status"], read["clientContext"]) == (200, "running", "g")
+    assert read["@odata.type"] == "#microsoft.graph.addLargeGalleryViewOperation"
+    # Graph's other spelling of the same id (§5.8) reads the same operation.
+    status, _, _ = await graph.request(
+        "GET", operation_url(call_id, gallery["id"].replace("-", "").upper())
+    )
+    assert status == 200
+    for other in (prompt, dtmf, tone):
+        status, body, headers = await graph.request("GET", operation_url(call_id, other["id"]))
+        assert status == 404, other["@odata.type"]
+        assert body["error"]["code"] == "itemNotFound"
+        inner = body["error"]["innerError"]
+        assert inner["request-id"] == headers["request-id"]
+        assert inner["client-request-id"] == inner["request-id"]
+
+
+async def test_a_gallery_view_is_not_read_back_once_its_result_reached_the_bot(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    call_id = await graph.create_call()
+    _, gallery, _ = await graph.action(call_id, "addLargeGalleryView", {})
+    await emu.drain()
+    [done] = bot.items(f"/operations/{gallery['id']}")
+    assert (done["changeType"], done["resourceData"]["status"]) == ("deleted", "completed")
+    status, body, _ = await graph.request("GET", operation_url(call_id, gallery["id"]))
+    assert (status, body["error"]["code"]) == (404, "itemNotFound")
+
+
+@pytest.mark.parametrize("lost", ["drop", "refused"])
+async def test_a_gallery_view_whose_result_never_reached_the_bot_reads_back_completed(
+    graph: Graph, emu: GraphEmulator, bot: Bot, lost: str
+) -> None:
+    call_id = await graph.create_call()
+    await emu.drain()
+    if lost == "drop":
+        emu.drop_next_notification(resource_contains="/operations/")
+    else:
+        bot.status = 500
+    _, gallery, _ = await graph.action(call_id, "addLargeGalleryView", {})
+    await emu.drain()
+    [delivery] = [d for d in emu.deliveries if d.operation_id == gallery["id"]]
+    assert not delivery.ok
+    status, read, _ = await graph.request("GET", operation_url(call_id, gallery["id"]))
+    assert (status, read["status"]) == (200, "completed")
+    assert read["resultInfo"]["code"] == 200
+
+
+async def test_every_operation_reads_back_when_asked_for(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    call_id = await graph.create_call()
+    emu.readable_operations = "all"
+    _, prompt, _ = await graph.action(call_id, "playPrompt", {"prompts": [PROMPT]})
+    _, gallery, _ = await graph.action(call_id, "addLargeGalleryView", {})
+    _, tone, _ = await graph.action(call_id, "subscribeToTone", {})
+    await emu.drain()
+    assert len(bot.items("/operations/")) == 2
+    for op in (prompt, gallery, tone):
+        status, snapshot, _ = await graph.request("GET", operation_url(call_id, op["id"]))
+        assert (status, snapshot["status"]) == (200, "completed")
+    assert (await graph.request("GET", operation_url(call_id, "nope")))[0] == 404
+    # An ended call's operations are gone whatever the setting: the call is.
+    await graph.request("DELETE", f"communications/calls/{call_id}")
+    assert (await graph.request("GET", operation_url(call_id, prompt["id"])))[0] == 404
+
+
+async def test_readable_operations_is_a_constructor_argument_too(bot: Bot) -> None:
+    async with (
+        GraphEmulator(bot_webhook_url=bot.url, readable_operations="all") as emu,
+        aiohttp.ClientSession(headers={"Authorization": "Bearer t"}) as http,
+    ):
+        bot.jwks_url = emu.jwks_url
+        graph = Graph(http, emu, bot)
+        call_id = await graph.create_call()
+        _, tone, _ = await graph.action(call_id, "subscribeToTone", {})
+        assert (await graph.request("GET", operation_url(call_id, tone["id"])))[0] == 200
+
+
+def test_readable_operations_takes_only_its_two_values() -> None:
+    with pytest.raises(ValueError, match="readable_operations"):
+        GraphEmulator(readable_operations="some")  # type: ignore[arg-type]
+    emulator = GraphEmulator()
+    with pytest.raises(ValueError, match="readable_operations"):
+        emulator.readable_operations = "every"  # type: ignore[assignment]
+    assert emulator.readable_operations == "documented"
 
 
 async def test_media_operations_play_in_order(graph: Graph, emu: GraphEmulator, bot: Bot) -> None:
