@@ -72,20 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
         "result has reached the bot; any other answers 404. all: every operation of a "
         "live call, finished ones included",
     )
-    soak = commands.add_parser(
-        "soak",
-        help="operations across concurrent calls through the emulator with a seeded fault mix",
-    )
-    soak.add_argument("--operations", type=int, default=10_000)
-    soak.add_argument("--calls", type=int, default=100)
-    soak.add_argument("--seed", type=int, default=0)
-    soak.add_argument(
-        "--close-midway", action="store_true", help="close the client halfway through"
-    )
-    flood = commands.add_parser(
-        "flood", help="flood the webhook with valid, forged and malformed requests"
-    )
-    flood.add_argument("--seconds", type=float, default=10.0)
     return parser
 
 
@@ -97,23 +83,6 @@ def main(argv: list[str] | None = None) -> int:
             from graphcomms._demo import run_demo
 
             return asyncio.run(run_demo(seed=args.seed, prompt_seconds=args.prompt_seconds))
-        if args.command == "soak":
-            from graphcomms.testing._soak import run_soak
-
-            report = asyncio.run(
-                run_soak(
-                    operations=args.operations,
-                    calls=args.calls,
-                    seed=args.seed,
-                    close_midway=args.close_midway,
-                )
-            )
-            return 0 if report.ok else 1
-        if args.command == "flood":
-            from graphcomms.testing._flood import run_flood
-
-            flooded = asyncio.run(run_flood(seconds=args.seconds))
-            return 0 if flooded.ok else 1
         from graphcomms.testing import run_emulator
 
         with contextlib.suppress(KeyboardInterrupt):

@@ -2,7 +2,7 @@
 through the emulator and the real webhook with token validation on, under a seeded
 mix of faults, checked against the emulator's own record of what happened.
 
-``python -m graphcomms soak`` runs :func:`run_soak`. What it proves, in one run:
+``python -m qa soak`` runs :func:`run_soak`. What it proves, in one run:
 
 * every ``await`` ended: success, failure, ``CallEndedError``, or a timeout at the
   tracker's own deadline; none hung;
