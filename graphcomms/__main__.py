@@ -5,11 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 
+_ACCESS_TOKEN_VARIABLE = "GRAPHCOMMS_EMULATOR_ACCESS_TOKEN"  # noqa: S105 - a variable name
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m graphcomms", description=__doc__)
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser: one subcommand per job."""
+    parser = argparse.ArgumentParser(
+        prog="python -m graphcomms",
+        description="graphcomms from the command line: an IVR demo against the embedded "
+        "Graph emulator, or the emulator alone.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo", help="run an IVR bot built on graphcomms against the embedded Graph emulator"
@@ -22,53 +30,71 @@ def main(argv: list[str] | None = None) -> int:
         help="emulated length of each prompt or recording (default 0.05)",
     )
     emulator = commands.add_parser(
-        "emulator", help="serve the Graph calling emulator alone, for a bot in any language"
+        "emulator",
+        help="serve the Graph calling emulator alone, for a bot in any language",
+        description="Serve the Graph calling-service emulator until interrupted (Ctrl-C). "
+        "It prints its Graph base URLs, its OpenID configuration and JWKS URLs, and the "
+        "app id its notification tokens are issued for.",
     )
-    emulator.add_argument("--port", type=int, default=8765)
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--seed", type=int, default=0)
-    soak = commands.add_parser(
-        "soak",
-        help="operations across concurrent calls through the emulator with a seeded fault mix",
+    emulator.add_argument(
+        "--port",
+        type=int,
+        default=8765,
+        help="TCP port to listen on; 0 picks a free one (default 8765)",
     )
-    soak.add_argument("--operations", type=int, default=10_000)
-    soak.add_argument("--calls", type=int, default=100)
-    soak.add_argument("--seed", type=int, default=0)
-    soak.add_argument(
-        "--close-midway", action="store_true", help="close the client halfway through"
+    emulator.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this machine only)",
     )
-    flood = commands.add_parser(
-        "flood", help="flood the webhook with valid, forged and malformed requests"
+    emulator.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for ids, faults and delays: the same seed and the same requests give "
+        "the same run (default 0)",
     )
-    flood.add_argument("--seconds", type=float, default=10.0)
-    args = parser.parse_args(argv)
+    emulator.add_argument(
+        "--access-token",
+        metavar="TOKEN",
+        default=os.environ.get(_ACCESS_TOKEN_VARIABLE) or None,
+        help="answer Graph API requests only when they carry Authorization: Bearer TOKEN; "
+        "others get 401 with a WWW-Authenticate header. Without it any non-empty bearer "
+        f"token is accepted. Default: the {_ACCESS_TOKEN_VARIABLE} environment variable, "
+        "which, unlike the command line, other users of this machine cannot list",
+    )
+    emulator.add_argument(
+        "--readable-operations",
+        choices=("documented", "all"),
+        default="documented",
+        help="which operations GET .../operations/{id} answers for. documented (the "
+        "default): what Graph documents, an addLargeGalleryView operation until its "
+        "result has reached the bot; any other answers 404. all: every operation of a "
+        "live call, finished ones included",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     try:
         if args.command == "demo":
             from graphcomms._demo import run_demo
 
             return asyncio.run(run_demo(seed=args.seed, prompt_seconds=args.prompt_seconds))
-        if args.command == "soak":
-            from graphcomms.testing._soak import run_soak
-
-            report = asyncio.run(
-                run_soak(
-                    operations=args.operations,
-                    calls=args.calls,
-                    seed=args.seed,
-                    close_midway=args.close_midway,
-                )
-            )
-            return 0 if report.ok else 1
-        if args.command == "flood":
-            from graphcomms.testing._flood import run_flood
-
-            flooded = asyncio.run(run_flood(seconds=args.seconds))
-            return 0 if flooded.ok else 1
         from graphcomms.testing import run_emulator
 
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_emulator(port=args.port, host=args.host, seed=args.seed))
+            asyncio.run(
+                run_emulator(
+                    port=args.port,
+                    host=args.host,
+                    seed=args.seed,
+                    access_token=args.access_token,
+                    readable_operations=args.readable_operations,
+                )
+            )
         return 0
     except ImportError as exc:
         print(

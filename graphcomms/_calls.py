@@ -73,6 +73,7 @@ class CallTable:
         if self._untracked.pop(key, None) is not None:
             self._stats.untracked_calls -= 1
         self._live[key] = handle
+        self._stats.live_calls += 1
 
     def incoming_calls(self) -> AsyncIterator[CallHandle]:
         return self._incoming.subscribe()
@@ -139,7 +140,7 @@ class CallTable:
             handle._close(error)
         self._live.clear()
         self._untracked.clear()
-        self._stats.untracked_calls = 0
+        self._stats.live_calls = self._stats.untracked_calls = 0
         self._incoming.close()
 
     # -- internals -----------------------------------------------------------------
@@ -161,7 +162,9 @@ class CallTable:
 
     def _end(self, handle: CallHandle, call: Call) -> None:
         key = handle.key
-        if self._live.pop(key, None) is None and self._untracked.pop(key, None) is not None:
+        if self._live.pop(key, None) is not None:
+            self._stats.live_calls -= 1
+        elif self._untracked.pop(key, None) is not None:
             self._stats.untracked_calls -= 1
         self._ended[key] = handle
         if len(self._ended) > self._ended_limit:

@@ -11,7 +11,7 @@ __all__ = ["ClientStats"]
 class ClientStats:
     """Counters of one client, read as ``client.stats``.
 
-    Current sizes (they go up and down): ``pending``, ``early_pending``,
+    Current sizes (they go up and down): ``pending``, ``early_pending``, ``live_calls``,
     ``untracked_calls``. Every other field counts since the client was made.
     """
 
@@ -56,6 +56,8 @@ class ClientStats:
     reconciliations: int = 0
     #: Trackers those read-backs resolved (lost notifications recovered).
     reconciled: int = 0
+    #: Live calls the bot created, answered, asked for or acts on, held now.
+    live_calls: int = 0
     #: Handles of calls nobody here created, answered or asked for, held now (bounded).
     untracked_calls: int = 0
     #: Such handles released to keep within the bound.

@@ -1,10 +1,22 @@
-"""The command line: python -m graphcomms demo | emulator | soak | flood."""
+"""The command line: python -m graphcomms demo | emulator."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
 import pytest
 
+from graphcomms import __main__ as cli
 from graphcomms.__main__ import main
+
+TOKEN = "cli-s3cret-token"
 
 
 def test_demo_exits_zero_and_says_every_step_behaved(capsys: pytest.CaptureFixture[str]) -> None:
@@ -14,11 +26,123 @@ def test_demo_exits_zero_and_says_every_step_behaved(capsys: pytest.CaptureFixtu
     assert "recordResponse" in out
 
 
-def test_small_soak_passes(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["soak", "--operations", "150", "--calls", "6", "--seed", "3"]) == 0
-    assert "150" in capsys.readouterr().out
-
-
 def test_a_command_is_required() -> None:
     with pytest.raises(SystemExit):
         main([])
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(commands.choices)
+
+
+def _options(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
+    return (a for a in parser._actions if not isinstance(a, argparse._HelpAction))
+
+
+@pytest.mark.parametrize("command", ["demo", "emulator"])
+def test_every_option_has_plain_help(command: str) -> None:
+    parser = _subcommands(cli.build_parser())[command]
+    options = list(_options(parser))
+    assert options
+    for action in options:
+        assert action.help, f"{command} {action.option_strings} has no help"
+        assert "`" not in action.help  # argparse prints it as is: no reST
+    text = parser.format_help()
+    assert TOKEN not in text
+
+
+def test_the_package_command_is_demo_and_emulator_only() -> None:
+    # The QA harnesses (soak, flood) run from the repository: python -m qa.
+    assert set(_subcommands(cli.build_parser())) == {"demo", "emulator"}
+    with pytest.raises(SystemExit):
+        main(["soak"])
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Stands in for run_emulator: records what the command line asked for."""
+    seen: dict[str, Any] = {}
+
+    async def fake_run_emulator(port: int, host: str, seed: int, **options: Any) -> None:
+        seen.update(port=port, host=host, seed=seed, **options)
+
+    from graphcomms.testing import _emulator
+
+    monkeypatch.setattr(_emulator, "run_emulator", fake_run_emulator)
+    monkeypatch.delenv("GRAPHCOMMS_EMULATOR_ACCESS_TOKEN", raising=False)
+    return seen
+
+
+def test_emulator_defaults_take_any_token(served: dict[str, Any]) -> None:
+    assert main(["emulator"]) == 0
+    assert served == {
+        "port": 8765,
+        "host": "127.0.0.1",
+        "seed": 0,
+        "access_token": None,
+        "readable_operations": "documented",
+    }
+
+
+def test_emulator_reads_back_every_operation_on_request(served: dict[str, Any]) -> None:
+    assert main(["emulator", "--readable-operations", "all"]) == 0
+    assert served["readable_operations"] == "all"
+    with pytest.raises(SystemExit):
+        main(["emulator", "--readable-operations", "some"])
+
+
+def test_emulator_access_token_from_the_flag(served: dict[str, Any]) -> None:
+    assert main(["emulator", "--port", "0", "--seed", "4", "--access-token", TOKEN]) == 0
+    assert (served["port"], served["seed"], served["access_token"]) == (0, 4, TOKEN)
+
+
+def test_emulator_access_token_from_the_environment(
+    served: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The environment keeps the token out of the process list (argv is public).
+    monkeypatch.setenv("GRAPHCOMMS_EMULATOR_ACCESS_TOKEN", TOKEN)
+    assert main(["emulator"]) == 0
+    assert served["access_token"] == TOKEN
+    with pytest.raises(SystemExit):
+        main(["emulator", "--help"])
+    assert TOKEN not in capsys.readouterr().out
+
+
+async def test_the_emulator_command_requires_its_access_token() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "graphcomms",
+        "emulator",
+        "--port",
+        "0",
+        "--access-token",
+        TOKEN,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    printed: list[str] = []
+    try:
+        while not any("Graph v1.0:" in line for line in printed):
+            line = await asyncio.wait_for(process.stdout.readline(), 30)
+            assert line, f"the emulator exited early: {printed}"
+            printed.append(line.decode())
+        graph_url = next(line for line in printed if "Graph v1.0:" in line).split()[-1]
+        url = f"{graph_url}communications/calls/nope"
+        async with aiohttp.ClientSession() as http:
+            for authorization in ("Bearer wrong-token", None):
+                headers = {} if authorization is None else {"Authorization": authorization}
+                async with http.get(url, headers=headers) as response:
+                    assert response.status == 401
+                    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+                    body = await response.json()
+                    assert body["error"]["code"] == "InvalidAuthenticationToken"
+            async with http.get(url, headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+                assert response.status == 404  # past authentication: no such call
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0
+    assert TOKEN not in "".join(printed) + rest.decode()

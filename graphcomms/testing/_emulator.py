@@ -24,7 +24,13 @@ from aiohttp import web
 from graphcomms.testing._emulator_auth import SigningKeys
 from graphcomms.testing._emulator_delivery import Notifier
 from graphcomms.testing._emulator_faults import FaultPlan, Faults, NotificationFault
-from graphcomms.testing._emulator_service import CallingService, Ctx, Reply
+from graphcomms.testing._emulator_service import (
+    READABLE_OPERATIONS,
+    CallingService,
+    Ctx,
+    ReadableOperations,
+    Reply,
+)
 from graphcomms.testing._emulator_state import (
     Delivery,
     EmulatedCall,
@@ -35,9 +41,12 @@ from graphcomms.testing._emulator_wire import (
     JSON,
     GraphError,
     bad_request,
+    bearer_token,
     error_body,
     error_for_status,
     new_guid,
+    same_secret,
+    unauthorized,
 )
 
 __all__ = [
@@ -50,6 +59,7 @@ __all__ = [
     "Faults",
     "GraphEmulator",
     "NotificationFault",
+    "ReadableOperations",
     "RecordedRequest",
     "run_emulator",
 ]
@@ -76,6 +86,19 @@ class GraphEmulator:
     a child stream seeded from it, so the same seed and the same sequence of requests
     and caller events give the same ids and the same delivery log. Media takes
     ``prompt_seconds`` of real time per prompt, recording or timed step.
+
+    API requests need ``Authorization: Bearer <token>``: any non-empty token, or
+    exactly ``access_token`` when one is given; others get Graph's 401
+    (``InvalidAuthenticationToken``) with a ``WWW-Authenticate: Bearer`` challenge.
+    ``require_auth=False`` takes requests without a token too.
+
+    ``readable_operations`` says which operations ``GET .../operations/{id}`` finds.
+    ``"documented"`` (the default) promises no more than Graph documents: an
+    addLargeGalleryView operation until its result has reached the bot; every other
+    operation, and a finished one, answers 404 as an unknown id does, so a bot tested
+    here does not come to rely on reading back what Graph may not serve. ``"all"``
+    reads back every operation of a live call, terminal ones included: for tests of
+    recovery paths that assume it.
     """
 
     def __init__(
@@ -90,10 +113,17 @@ class GraphEmulator:
         prompt_seconds: float = 0.05,
         faults: Faults | None = None,
         require_auth: bool = True,
+        access_token: str | None = None,
+        readable_operations: ReadableOperations = "documented",
         bot_webhook_url: str | None = None,
     ) -> None:
         if prompt_seconds < 0:
             raise ValueError("prompt_seconds must be >= 0")
+        _check_readable_operations(readable_operations)
+        if access_token is not None and not access_token.strip():
+            raise ValueError("access_token must not be empty")
+        if access_token is not None and not require_auth:
+            raise ValueError("access_token needs require_auth=True")
         self.host = host
         self.seed = seed
         self.app_id = app_id
@@ -101,6 +131,8 @@ class GraphEmulator:
         self.issuer = issuer
         self.require_auth = require_auth
         self.bot_webhook_url = bot_webhook_url
+        # Never shown: not in a repr, a log, a recorded request or an error body.
+        self._access_token = access_token
         self.requests: list[RecordedRequest] = []
         """Every request to the /v1.0/ and /beta/ paths, in arrival order."""
         self.deliveries: list[Delivery] = []
@@ -118,6 +150,7 @@ class GraphEmulator:
             app_id=app_id,
             tenant_id=tenant_id,
             prompt_seconds=prompt_seconds,
+            readable_operations=readable_operations,
         )
         self._keys: SigningKeys | None = None
         self._notifier: Notifier | None = None
@@ -227,6 +260,17 @@ class GraphEmulator:
         if value < 0:
             raise ValueError("prompt_seconds must be >= 0")
         self._service.prompt_seconds = value
+
+    @property
+    def readable_operations(self) -> ReadableOperations:
+        """Which operations ``GET .../operations/{id}`` finds: ``"documented"`` or
+        ``"all"`` (see the class docstring); a change applies to the next GET."""
+        return self._service.readable_operations
+
+    @readable_operations.setter
+    def readable_operations(self, value: ReadableOperations) -> None:
+        _check_readable_operations(value)
+        self._service.readable_operations = value
 
     @property
     def faults(self) -> Faults:
@@ -444,9 +488,11 @@ class GraphEmulator:
         headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
         self.requests.append(RecordedRequest(request.method, request.path, body, headers))
         if self.require_auth:
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
+            token = bearer_token(request.headers.get("Authorization", ""))
+            if token is None:
+                raise unauthorized("Access token is empty.", token_given=False)
+            if self._access_token is not None and not same_secret(token, self._access_token):
+                raise unauthorized("Access token validation failure.", token_given=True)
         failure = self._plan.request_failure(request.method, request.path, self._rng)
         if failure is not None:
             raise error_for_status(failure.status, retry_after=failure.retry_after)
@@ -530,6 +576,11 @@ class GraphEmulator:
         )
 
 
+def _check_readable_operations(value: str) -> None:
+    if value not in READABLE_OPERATIONS:
+        raise ValueError(f"readable_operations must be one of {READABLE_OPERATIONS}, got {value!r}")
+
+
 def _decode(raw: bytes) -> tuple[Any, bool]:
     """The JSON in a body (None when empty) and whether it parsed."""
     if not raw.strip():
@@ -563,6 +614,8 @@ def _error_response(
     error: GraphError, request_id: str, client_request_id: str | None
 ) -> web.Response:
     headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else {}
+    if error.challenge is not None:
+        headers["WWW-Authenticate"] = error.challenge
     return web.json_response(
         error_body(error, request_id=request_id, client_request_id=client_request_id),
         status=error.status,
@@ -576,18 +629,28 @@ async def run_emulator(
     seed: int = 0,
     *,
     bot_webhook_url: str | None = None,
+    access_token: str | None = None,
+    readable_operations: ReadableOperations = "documented",
 ) -> None:
-    """Serve a GraphEmulator until cancelled, printing its URLs first."""
+    """Serve a GraphEmulator until cancelled, printing its URLs first (never the token)."""
     async with GraphEmulator(
-        host=host, port=port, seed=seed, bot_webhook_url=bot_webhook_url
+        host=host,
+        port=port,
+        seed=seed,
+        bot_webhook_url=bot_webhook_url,
+        access_token=access_token,
+        readable_operations=readable_operations,
     ) as emulator:
+        tokens = "the one given" if access_token is not None else "any non-empty bearer token"
         print(
             "graphcomms Graph emulator\n"
             f"  Graph v1.0:           {emulator.graph_url}\n"
             f"  Graph beta:           {emulator.beta_url}\n"
             f"  OpenID configuration: {emulator.openid_configuration_url}\n"
             f"  JWKS:                 {emulator.jwks_url}\n"
-            f"  notification audience (app id): {emulator.app_id}",
+            f"  notification audience (app id): {emulator.app_id}\n"
+            f"  API access token: {tokens}\n"
+            f"  operations read back: {readable_operations}",
             flush=True,
         )
         await asyncio.Event().wait()

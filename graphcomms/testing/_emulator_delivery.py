@@ -229,6 +229,12 @@ class Notifier:
             call.notifications_dropped += 1
         elif delivery.ok:
             call.notifications_delivered += 1
+            if delivery.operation_id is not None:
+                # Only an operation's result names it: from here GET stops finding it
+                # (unless every operation is readable, see CallingService.get_operation).
+                operation = call.operations.get(delivery.operation_id)
+                if operation is not None:
+                    operation.result_delivered = True
         else:
             call.notifications_failed += 1
         self._log.append(delivery)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from random import Random
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from graphcomms.testing._emulator_delivery import Notifier
 from graphcomms.testing._emulator_faults import FaultPlan
@@ -36,9 +35,9 @@ from graphcomms.testing._emulator_wire import (
     STOP_TONE,
     SUCCESS,
     TRANSFERRED,
-    GraphError,
     application_identity,
     bad_request,
+    bearer_token,
     make_wav,
     new_guid,
     normalise_id,
@@ -50,11 +49,18 @@ from graphcomms.testing._emulator_wire import (
     participants_path,
     phone_identity,
     result_info,
+    same_secret,
     tone_name,
+    unauthorized,
     user_identity,
 )
 
 _log = logging.getLogger("graphcomms.testing.emulator")
+
+ReadableOperations: TypeAlias = Literal["documented", "all"]
+READABLE_OPERATIONS: tuple[ReadableOperations, ...] = ("documented", "all")
+# The one type whose GET Graph documents ("Get addLargeGalleryViewOperation", §7).
+_DOCUMENTED_READS = frozenset({"addLargeGalleryViewOperation"})
 
 _MAX_PROMPTS = 20
 _MAX_INVITEES = 5
@@ -105,10 +111,12 @@ class CallingService:
         app_id: str,
         tenant_id: str,
         prompt_seconds: float,
+        readable_operations: ReadableOperations = "documented",
     ) -> None:
         self.app_id = app_id
         self.tenant_id = tenant_id
         self.prompt_seconds = prompt_seconds
+        self.readable_operations = readable_operations
         self.calls: dict[str, EmulatedCall] = {}
         self.transfer_failures: list[tuple[int, int, str]] = []
         # Set by GraphEmulator.start(): where notifications go out, and our own address.
@@ -421,13 +429,26 @@ class CallingService:
         return Reply(204)
 
     def get_operation(self, call_id: str, operation_id: str) -> Reply:
-        """The op's current snapshot, terminal ones included, while the call lives."""
+        """``GET .../operations/{id}``: the op's current snapshot, while the call lives.
+
+        ``readable_operations == "documented"`` promises no more than Graph documents
+        (§7): the GET of an addLargeGalleryView operation, and nothing about whether an
+        operation outlives its ``deleted`` notification. So only that type answers, and
+        only until its result has reached the bot (Emulator choice: a result that was
+        dropped or refused leaves it readable). Anything else gets the 404 an unknown
+        id gets. ``"all"`` answers for every operation, terminal ones included.
+        """
         call = self._live_call(call_id)
         wanted = normalise_id(operation_id)
         for op in call.operations.values():
-            if normalise_id(op.id) == wanted:
+            if normalise_id(op.id) == wanted and self._readable(op):
                 return Reply(200, op.snapshot())
         raise not_found(f"Operation {operation_id} was not found.")
+
+    def _readable(self, op: EmulatedOperation) -> bool:
+        if self.readable_operations == "all":
+            return True
+        return op.odata_type in _DOCUMENTED_READS and not op.result_delivered
 
     async def call_action(self, ctx: Ctx, call_id: str, segment: str, body: JSON) -> Reply:
         """``POST /communications/calls/{id}/{action}``."""
@@ -462,10 +483,10 @@ class CallingService:
         if stored is None:
             raise not_found("The recording was not found.")
         token, audio = stored
-        scheme, _, given = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
-            raise GraphError(
-                401, "InvalidAuthenticationToken", "The recording access token is not valid."
+        given = bearer_token(authorization)
+        if given is None or not same_secret(given, token):
+            raise unauthorized(
+                "The recording access token is not valid.", token_given=given is not None
             )
         return audio
 

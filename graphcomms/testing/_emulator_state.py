@@ -64,7 +64,8 @@ class Delivery:
 class EmulatedOperation:
     """One commsOperation as the emulator runs it.
 
-    ``snapshot()`` is its current Graph body; ``status`` is Graph's status string.
+    ``snapshot()`` is its current Graph body; ``status`` is Graph's status string;
+    ``result_delivered`` says its terminal notification reached the bot (a 2xx answer).
     """
 
     id: str
@@ -75,6 +76,7 @@ class EmulatedOperation:
     result_info: JSON | None = None
     fields: dict[str, Any] = field(default_factory=dict)
     include_id: bool = True
+    result_delivered: bool = False
     # How long its media step takes, in emulated seconds; None: it never ends by itself.
     _duration: float | None = field(default=0.0, repr=False)
     _stop_tones: frozenset[str] = field(default=frozenset(), repr=False)

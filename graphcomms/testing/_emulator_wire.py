@@ -9,6 +9,7 @@ purpose: it must not share a converter with the client it is used to test.
 from __future__ import annotations
 
 import copy
+import hmac
 import io
 import math
 import re
@@ -68,16 +69,44 @@ class GraphError(Exception):
         message: str,
         *,
         retry_after: int | None = None,
+        challenge: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        #: The ``WWW-Authenticate`` header of a 401.
+        self.challenge = challenge
 
 
 def bad_request(message: str) -> GraphError:
     return GraphError(400, "badRequest", message)
+
+
+def unauthorized(message: str, *, token_given: bool) -> GraphError:
+    """A 401 with its ``WWW-Authenticate: Bearer`` challenge (RFC 6750 §3).
+
+    A request with no bearer token at all gets the bare challenge (§3.1 says no error
+    code then); one whose token is wrong gets ``error="invalid_token"``.
+    """
+    challenge = 'Bearer error="invalid_token"' if token_given else "Bearer"
+    return GraphError(401, "InvalidAuthenticationToken", message, challenge=challenge)
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (the scheme in any
+    case, RFC 7235 §2.1), None for another scheme or an empty token."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Compare two secrets in constant time; any string, even one no codec can encode."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def not_found(message: str) -> GraphError:
@@ -99,6 +128,9 @@ ERROR_CODES: Mapping[int, tuple[str, str]] = {
 
 
 def error_for_status(status: int, *, retry_after: int | None = None) -> GraphError:
+    if status == 401:
+        # An injected 401 stands for a token Graph no longer accepts (expired, say).
+        return unauthorized("Access token has expired or is not yet valid.", token_given=True)
     code, message = ERROR_CODES.get(status, ("generalException", "An error occurred."))
     return GraphError(status, code, message, retry_after=retry_after)
 
@@ -108,10 +140,16 @@ def utc_now_iso() -> str:
 
 
 def error_body(error: GraphError, *, request_id: str, client_request_id: str | None) -> JSON:
-    """§8.1's body; 429 uses the §8.2 shape. innerError echoes the request's ids."""
-    inner: JSON = {"request-id": request_id, "date": utc_now_iso()}
-    if client_request_id is not None:
-        inner["client-request-id"] = client_request_id
+    """§8.1's body; 429 uses the §8.2 shape. innerError echoes the request's ids.
+
+    A request that sent no ``client-request-id`` finds its ``request-id`` there instead,
+    as Graph answers: the field is always present.
+    """
+    inner: JSON = {
+        "request-id": request_id,
+        "date": utc_now_iso(),
+        "client-request-id": request_id if client_request_id is None else client_request_id,
+    }
     if error.status == 429:
         inner = {"code": "429", "message": "Please retry after", "status": "429", **inner}
     return {"error": {"code": error.code, "message": error.message, "innerError": inner}}

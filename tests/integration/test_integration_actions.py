@@ -310,7 +310,11 @@ async def test_update_recording_status(emulated_bot: EmulatedBot, call: CallHand
         )
 
 
-async def test_add_large_gallery_view_then_read_it_back(call: CallHandle) -> None:
+async def test_add_large_gallery_view_then_read_it_back(
+    emulated_bot: EmulatedBot, call: CallHandle
+) -> None:
+    # Reading it back after its result arrived is more than Graph documents (§7).
+    emulated_bot.emulator.readable_operations = "all"
     tracker = await call.add_large_gallery_view(client_context="gallery")
     assert tracker.status is OperationStatus.RUNNING
     final = await asyncio.wait_for(tracker, T)
@@ -323,6 +327,35 @@ async def test_add_large_gallery_view_then_read_it_back(call: CallHandle) -> Non
         assert isinstance(read, AddLargeGalleryViewOperation)
         assert read.status is OperationStatus.COMPLETED
         assert read.client_context == "gallery"
+
+
+async def test_a_running_gallery_view_reads_back_and_is_gone_once_it_ended(
+    emulated_bot: EmulatedBot, call: CallHandle
+) -> None:
+    # What Graph documents, and all the emulator promises by default.
+    emulator = emulated_bot.emulator
+    emulator.prompt_seconds = 0.3
+    tracker = await call.add_large_gallery_view(client_context="gallery")
+    assert tracker.operation.id is not None
+    read = await call.get_operation(tracker.operation.id)
+    assert isinstance(read, AddLargeGalleryViewOperation)
+    assert (read.status, read.client_context) == (OperationStatus.RUNNING, "gallery")
+    assert_ok(await asyncio.wait_for(tracker, T), AddLargeGalleryViewOperation)
+    await emulator.drain()
+    with pytest.raises(NotFoundError):
+        await call.get_operation(tracker.operation.id)
+
+
+async def test_other_operations_are_not_read_back_by_default(
+    emulated_bot: EmulatedBot, call: CallHandle
+) -> None:
+    emulated_bot.emulator.prompt_seconds = 30
+    tracker = await call.play_prompt([PROMPT])
+    assert tracker.operation.id is not None
+    with pytest.raises(NotFoundError) as caught:
+        await call.get_operation(tracker.operation.id)
+    assert caught.value.request_id
+    assert not tracker.done()
 
 
 async def test_get_operation_of_an_unknown_id_is_not_found(call: CallHandle) -> None:

@@ -54,6 +54,7 @@ async def test_reconciliation_racing_a_delayed_notification(
     graph_emulator: GraphEmulator,
 ) -> None:
     """The read-back wins; the real notification, arriving later, is a duplicate."""
+    graph_emulator.readable_operations = "all"  # a playPrompt read back: beyond §7
     async with emulated_bot(
         graph_emulator, tracking=TrackingSettings(reconcile_after=0.05, reconcile_interval=0.05)
     ) as bot:
@@ -72,6 +73,8 @@ async def test_reconciliation_racing_a_delayed_notification(
 async def test_reconciling_a_running_operation_leaves_it_pending(
     graph_emulator: GraphEmulator,
 ) -> None:
+    # The read-back must answer "running" for this to test anything: beyond §7.
+    graph_emulator.readable_operations = "all"
     # One read-back, then none for this call for 10 s (the interval).
     async with emulated_bot(
         graph_emulator, tracking=TrackingSettings(reconcile_after=0.05, reconcile_interval=10.0)

@@ -29,6 +29,7 @@ from graphcomms import (
 )
 from graphcomms.errors import ServerError, ThrottledError
 from graphcomms.models import (
+    AddLargeGalleryViewOperation,
     CompletionReason,
     InviteParticipantsOperation,
     OperationStatus,
@@ -236,11 +237,16 @@ async def test_early_delivery_of_a_beta_operation_without_an_id(
 
 
 # -- lost notifications --------------------------------------------------------------------
+#
+# Reading a playPrompt (or any type but addLargeGalleryView) back is more than Graph
+# documents (reference §7): the tests that recover one that way ask the emulator for it
+# with readable_operations="all".
 
 
 async def test_dropped_completion_is_recovered_by_reconciliation(
     graph_emulator: GraphEmulator,
 ) -> None:
+    graph_emulator.readable_operations = "all"
     async with emulated_bot(
         graph_emulator, tracking=TrackingSettings(reconcile_after=0.05, reconcile_interval=0.05)
     ) as bot:
@@ -258,6 +264,7 @@ async def test_dropped_completion_is_recovered_by_reconciliation(
 async def test_dropped_completion_of_an_id_less_beta_operation_is_recovered(
     graph_emulator: GraphEmulator,
 ) -> None:
+    graph_emulator.readable_operations = "all"
     async with bot_on(
         graph_emulator,
         graph_emulator.beta_url,
@@ -269,6 +276,47 @@ async def test_dropped_completion_of_an_id_less_beta_operation_is_recovered(
         assert tracker.operation.id is None  # only the Location header named it
         await asyncio.wait_for(tracker, T)
         assert bot.client.stats.reconciled == 1
+
+
+async def test_dropped_gallery_view_result_is_recovered_as_graph_documents(
+    graph_emulator: GraphEmulator,
+) -> None:
+    # The one loss a read-back recovers against Graph as documented (README, Reliability).
+    assert graph_emulator.readable_operations == "documented"
+    async with emulated_bot(
+        graph_emulator, tracking=TrackingSettings(reconcile_after=0.05, reconcile_interval=0.05)
+    ) as bot:
+        call = await place_call(bot.client)
+        graph_emulator.drop_next_notification(resource_contains=OPERATIONS)
+        tracker = await call.add_large_gallery_view()
+        final = await asyncio.wait_for(tracker, T)
+        assert_completed(final, AddLargeGalleryViewOperation)
+        assert [d.faults for d in graph_emulator.deliveries if d.operation_id] == [("drop",)]
+        assert bot.client.stats.reconciled == 1
+        assert requests_to(graph_emulator, f"/operations/{final.id}", method="GET")
+        assert bot.client.stats.pending == 0
+
+
+async def test_dropped_prompt_result_ends_at_its_deadline_as_graph_documents(
+    graph_emulator: GraphEmulator,
+) -> None:
+    # Graph documents no read-back for playPrompt: reconciliation cannot learn its
+    # result, the call is still live, so the tracker's own deadline ends the wait.
+    assert graph_emulator.readable_operations == "documented"
+    async with emulated_bot(
+        graph_emulator,
+        tracking=TrackingSettings(
+            reconcile_after=0.05, reconcile_interval=0.05, operation_timeout=0.5
+        ),
+    ) as bot:
+        call = await place_call(bot.client)
+        graph_emulator.drop_next_notification(resource_contains=OPERATIONS)
+        tracker = await call.play_prompt([PROMPT])
+        with pytest.raises(OperationTimeoutError):
+            await tracker.wait(timeout=T)
+        stats = bot.client.stats
+        assert (stats.reconciled, stats.timed_out, stats.pending) == (0, 1, 0)
+        assert not call.ended
 
 
 async def test_dropped_hang_up_is_noticed_by_reconciliation(

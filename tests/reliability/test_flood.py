@@ -1,4 +1,4 @@
-"""The webhook flood at CI size (issue #6): the full run is ``python -m graphcomms flood``.
+"""The webhook flood at CI size (issue #6): the full run is ``python -m qa flood``.
 
 The load generator is another process; the receiver, with token validation on, and
 the client it feeds are in this one, where memory is measured.
@@ -10,7 +10,7 @@ import io
 
 import pytest
 
-from graphcomms.testing._flood import _Generator, run_flood
+from qa.flood import _Generator, run_flood
 
 
 async def test_flood_answers_everything_dispatches_only_valid_and_stays_bounded() -> None:

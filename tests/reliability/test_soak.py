@@ -1,4 +1,4 @@
-"""The soak harness at CI size (issue #6): the full run is ``python -m graphcomms soak``.
+"""The soak harness at CI size (issue #6): the full run is ``python -m qa soak``.
 
 Each run goes through the emulator and the real webhook with token validation on, and
 checks itself against the emulator's record; these tests assert on its report.
@@ -11,7 +11,7 @@ import io
 import warnings
 
 from graphcomms.testing import Faults
-from graphcomms.testing._soak import DEFAULT_FAULTS, Outcome, SoakReport, run_soak
+from qa.soak import DEFAULT_FAULTS, Outcome, SoakReport, run_soak
 
 
 def assert_clean_end(report: SoakReport) -> None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import base64
+import hashlib
 import io
+import json
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +22,8 @@ import aiohttp
 import jwt
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from graphcomms.testing import _emulator as emulator_module
 from graphcomms.testing._emulator import (
@@ -28,6 +33,7 @@ from graphcomms.testing._emulator import (
     GraphEmulator,
     run_emulator,
 )
+from graphcomms.webhook import TokenRejectedError, TokenValidationSettings, TokenValidator
 
 PROMPT = {
     "@odata.type": "#microsoft.graph.mediaPrompt",
@@ -296,11 +302,117 @@ async def test_play_prompt_runs_then_completes_with_its_client_context(
     data = done["resourceData"]
     assert (data["status"], data["clientContext"]) == ("completed", "ctx-1")
     assert data["resultInfo"]["code"] == 200
-    status, snapshot, _ = await graph.request(
+    # Graph documents reading back addLargeGalleryView only (reference §7).
+    status, _, _ = await graph.request(
         "GET", f"communications/calls/{call_id}/operations/{op['id']}"
     )
-    assert (status, snapshot["status"]) == (200, "completed")
+    assert status == 404
     assert (await graph.request("GET", f"communications/calls/{call_id}/operations/nope"))[0] == 404
+
+
+# -- reading operations back (reference §7) ------------------------------------------------
+
+
+def operation_url(call_id: str, op_id: str) -> str:
+    return f"communications/calls/{call_id}/operations/{op_id}"
+
+
+async def test_by_default_only_a_running_gallery_view_is_read_back(
+    graph: Graph, emu: GraphEmulator
+) -> None:
+    assert emu.readable_operations == "documented"
+    call_id = await graph.create_call()
+    emu.prompt_seconds = 30
+    _, gallery, _ = await graph.action(call_id, "addLargeGalleryView", {"clientContext": "g"})
+    _, prompt, _ = await graph.action(call_id, "playPrompt", {"prompts": [PROMPT]})
+    _, dtmf, _ = await graph.action(call_id, "sendDtmfTones", {"tones": ["tone1"]})
+    _, tone, _ = await graph.action(call_id, "subscribeToTone", {})  # completed at once
+    status, read, _ = await graph.request("GET", operation_url(call_id, gallery["id"]))
+    assert (status, read["status"], read["clientContext"]) == (200, "running", "g")
+    assert read["@odata.type"] == "#microsoft.graph.addLargeGalleryViewOperation"
+    # Graph's other spelling of the same id (§5.8) reads the same operation.
+    status, _, _ = await graph.request(
+        "GET", operation_url(call_id, gallery["id"].replace("-", "").upper())
+    )
+    assert status == 200
+    for other in (prompt, dtmf, tone):
+        status, body, headers = await graph.request("GET", operation_url(call_id, other["id"]))
+        assert status == 404, other["@odata.type"]
+        assert body["error"]["code"] == "itemNotFound"
+        inner = body["error"]["innerError"]
+        assert inner["request-id"] == headers["request-id"]
+        assert inner["client-request-id"] == inner["request-id"]
+
+
+async def test_a_gallery_view_is_not_read_back_once_its_result_reached_the_bot(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    call_id = await graph.create_call()
+    _, gallery, _ = await graph.action(call_id, "addLargeGalleryView", {})
+    await emu.drain()
+    [done] = bot.items(f"/operations/{gallery['id']}")
+    assert (done["changeType"], done["resourceData"]["status"]) == ("deleted", "completed")
+    status, body, _ = await graph.request("GET", operation_url(call_id, gallery["id"]))
+    assert (status, body["error"]["code"]) == (404, "itemNotFound")
+
+
+@pytest.mark.parametrize("lost", ["drop", "refused"])
+async def test_a_gallery_view_whose_result_never_reached_the_bot_reads_back_completed(
+    graph: Graph, emu: GraphEmulator, bot: Bot, lost: str
+) -> None:
+    call_id = await graph.create_call()
+    await emu.drain()
+    if lost == "drop":
+        emu.drop_next_notification(resource_contains="/operations/")
+    else:
+        bot.status = 500
+    _, gallery, _ = await graph.action(call_id, "addLargeGalleryView", {})
+    await emu.drain()
+    [delivery] = [d for d in emu.deliveries if d.operation_id == gallery["id"]]
+    assert not delivery.ok
+    status, read, _ = await graph.request("GET", operation_url(call_id, gallery["id"]))
+    assert (status, read["status"]) == (200, "completed")
+    assert read["resultInfo"]["code"] == 200
+
+
+async def test_every_operation_reads_back_when_asked_for(
+    graph: Graph, emu: GraphEmulator, bot: Bot
+) -> None:
+    call_id = await graph.create_call()
+    emu.readable_operations = "all"
+    _, prompt, _ = await graph.action(call_id, "playPrompt", {"prompts": [PROMPT]})
+    _, gallery, _ = await graph.action(call_id, "addLargeGalleryView", {})
+    _, tone, _ = await graph.action(call_id, "subscribeToTone", {})
+    await emu.drain()
+    assert len(bot.items("/operations/")) == 2
+    for op in (prompt, gallery, tone):
+        status, snapshot, _ = await graph.request("GET", operation_url(call_id, op["id"]))
+        assert (status, snapshot["status"]) == (200, "completed")
+    assert (await graph.request("GET", operation_url(call_id, "nope")))[0] == 404
+    # An ended call's operations are gone whatever the setting: the call is.
+    await graph.request("DELETE", f"communications/calls/{call_id}")
+    assert (await graph.request("GET", operation_url(call_id, prompt["id"])))[0] == 404
+
+
+async def test_readable_operations_is_a_constructor_argument_too(bot: Bot) -> None:
+    async with (
+        GraphEmulator(bot_webhook_url=bot.url, readable_operations="all") as emu,
+        aiohttp.ClientSession(headers={"Authorization": "Bearer t"}) as http,
+    ):
+        bot.jwks_url = emu.jwks_url
+        graph = Graph(http, emu, bot)
+        call_id = await graph.create_call()
+        _, tone, _ = await graph.action(call_id, "subscribeToTone", {})
+        assert (await graph.request("GET", operation_url(call_id, tone["id"])))[0] == 200
+
+
+def test_readable_operations_takes_only_its_two_values() -> None:
+    with pytest.raises(ValueError, match="readable_operations"):
+        GraphEmulator(readable_operations="some")  # type: ignore[arg-type]
+    emulator = GraphEmulator()
+    with pytest.raises(ValueError, match="readable_operations"):
+        emulator.readable_operations = "every"  # type: ignore[assignment]
+    assert emulator.readable_operations == "documented"
 
 
 async def test_media_operations_play_in_order(graph: Graph, emu: GraphEmulator, bot: Bot) -> None:
@@ -332,6 +444,11 @@ async def test_record_response_recording_downloads_with_its_token(
     location, token = data["recordingLocation"], data["recordingAccessToken"]
     async with aiohttp.ClientSession() as anonymous, anonymous.get(location) as response:
         assert response.status == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    async with http.get(location, headers={"Authorization": f"Bearer {token}x"}) as response:
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+        assert token not in await response.text()
     async with http.get(location, headers={"Authorization": f"Bearer {token}"}) as response:
         assert response.status == 200
         assert response.content_type == "application/octet-stream"
@@ -550,6 +667,35 @@ async def test_unknown_call_is_404_in_graphs_error_shape(graph: Graph) -> None:
     assert "date" in inner
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "cue", "authorized", "status"),
+    [
+        ("GET", "communications/calls/nope", None, True, 404),  # a handler's error
+        ("PATCH", "communications/calls", None, True, 405),  # no such route
+        ("POST", "communications/calls", 429, True, 429),  # an injected fault
+        ("GET", "communications/calls/nope", None, False, 401),  # refused before routing
+    ],
+)
+async def test_an_error_without_a_client_request_id_names_the_request_id_in_its_place(
+    emu: GraphEmulator, method: str, path: str, cue: int | None, authorized: bool, status: int
+) -> None:
+    # Graph fills innerError's client-request-id with its own request-id when the
+    # request sent none; a client logging that field must never find it missing.
+    if cue is not None:
+        emu.fail_next(cue)
+    headers = {"Authorization": "Bearer app-token"} if authorized else {}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, emu.graph_url + path, json={}, headers=headers) as response,
+    ):
+        body = await response.json()
+        assert "client-request-id" not in response.request_info.headers
+        assert response.status == status
+        inner = body["error"]["innerError"]
+        assert inner["request-id"] == response.headers["request-id"]
+        assert inner["client-request-id"] == inner["request-id"]
+
+
 async def test_keep_alive_works_then_404_after_the_call_ended(
     graph: Graph, emu: GraphEmulator
 ) -> None:
@@ -607,7 +753,68 @@ async def test_missing_authorization_is_401(emu: GraphEmulator) -> None:
         assert response.status == 401
         assert (await response.json())["error"]["code"] == "InvalidAuthenticationToken"
         assert response.headers["request-id"]
+        # RFC 6750 §3: a challenge, without an error code when no token came at all.
+        assert response.headers["WWW-Authenticate"] == "Bearer"
     assert "Authorization" not in emu.requests[-1].headers
+
+
+ACCESS_TOKEN = "emulator-s3cret-token"
+
+
+@pytest.mark.parametrize(
+    ("authorization", "challenge"),
+    [
+        (None, "Bearer"),
+        ("Bearer ", "Bearer"),
+        ("Bearer another-token", 'Bearer error="invalid_token"'),
+        (f"Bearer {ACCESS_TOKEN}x", 'Bearer error="invalid_token"'),
+        (f"Basic {ACCESS_TOKEN}", "Bearer"),  # RFC 6750 §3.1: an unsupported scheme
+        ("Bearer tok\u00e9n", 'Bearer error="invalid_token"'),
+    ],
+)
+async def test_a_required_access_token_refuses_every_other(
+    bot: Bot, authorization: str | None, challenge: str
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    async with (
+        GraphEmulator(bot_webhook_url=bot.url, access_token=ACCESS_TOKEN) as emu,
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{emu.graph_url}communications/calls",
+            json={"callbackUri": bot.url, "targets": [{"identity": {"user": {"id": "u"}}}]},
+            headers=headers,
+        ) as response,
+    ):
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"] == challenge
+        body = await response.json()
+        assert body["error"]["code"] == "InvalidAuthenticationToken"
+        assert body["error"]["innerError"]["request-id"] == response.headers["request-id"]
+        assert ACCESS_TOKEN not in json.dumps(body)
+        assert emu.calls == {}  # refused before anything ran
+        assert [r.path for r in emu.requests] == ["/v1.0/communications/calls"]
+        assert "Authorization" not in emu.requests[0].headers
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer"])
+async def test_the_required_access_token_is_accepted(bot: Bot, scheme: str) -> None:
+    async with (
+        GraphEmulator(bot_webhook_url=bot.url, access_token=ACCESS_TOKEN) as emu,
+        aiohttp.ClientSession(headers={"Authorization": f"{scheme} {ACCESS_TOKEN}"}) as http,
+    ):
+        bot.jwks_url = emu.jwks_url
+        call_id = await Graph(http, emu, bot).create_call()
+        assert call_id in emu.calls
+        await emu.drain()
+        # Notifications are signed by the emulator, never carrying the API token.
+        assert all(ACCESS_TOKEN not in str(headers) for headers, _ in bot.received)
+
+
+def test_an_access_token_needs_auth_on() -> None:
+    with pytest.raises(ValueError, match="require_auth"):
+        GraphEmulator(require_auth=False, access_token=ACCESS_TOKEN)
+    with pytest.raises(ValueError, match="empty"):
+        GraphEmulator(access_token="")
 
 
 async def test_requests_are_recorded_without_authorization(
@@ -686,6 +893,13 @@ async def test_drop_on_cue_loses_the_completion(graph: Graph, emu: GraphEmulator
     [dropped] = [d for d in emu.deliveries if d.operation_id == op["id"]]
     assert (dropped.faults, dropped.status) == (("drop",), None)
     assert emu.calls[call_id].notifications_dropped == 1
+
+
+async def test_an_injected_401_challenges_like_graph(graph: Graph, emu: GraphEmulator) -> None:
+    emu.fail_next(401, path_contains="/communications/calls")
+    status, body, headers = await graph.request("GET", "communications/calls/nope")
+    assert (status, body["error"]["code"]) == (401, "InvalidAuthenticationToken")
+    assert headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
 
 
 async def test_fail_next_429_carries_retry_after_and_is_not_processed(
@@ -794,6 +1008,55 @@ async def test_rotated_key_is_published_and_used(
         jwt.decode(
             emu.make_token(lifetime=-60), options={"verify_signature": False, "verify_exp": True}
         )
+
+
+async def test_jwks_keys_are_x509_certificates_for_signing_only(
+    emu: GraphEmulator, http: aiohttp.ClientSession
+) -> None:
+    # The platform's keys are X.509 certificates (reference §6); RFC 7517 §4.3 says
+    # `use` and `key_ops` should not both be present.
+    emu.rotate_key()
+    async with http.get(emu.jwks_url) as response:
+        keys = (await response.json())["keys"]
+    assert [key["kid"] for key in keys][-1] == emu.kid
+    assert len(keys) == 2
+    for jwk in keys:
+        assert (jwk["kty"], jwk["use"], jwk["alg"]) == ("RSA", "sig", "RS256")
+        assert "key_ops" not in jwk
+        [encoded] = jwk["x5c"]
+        der = base64.b64decode(encoded, validate=True)  # standard base64, not url-safe
+        assert base64.b64encode(der).decode("ascii") == encoded
+        certificate = x509.load_der_x509_certificate(der)
+        thumbprint = base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=")
+        assert jwk["x5t"] == thumbprint.decode("ascii")
+        # The certificate holds the very key the JWK's n/e give, and signs itself.
+        public_key = certificate.public_key()
+        assert isinstance(public_key, rsa.RSAPublicKey)
+        assert public_key.public_numbers() == jwt.PyJWK(jwk).key.public_numbers()
+        assert certificate.issuer == certificate.subject
+        certificate.verify_directly_issued_by(certificate)
+    # A token the emulator signs verifies against the certificate alone.
+    certificate = x509.load_der_x509_certificate(base64.b64decode(keys[-1]["x5c"][0]))
+    claims = jwt.decode(
+        emu.make_token(), certificate.public_key(), algorithms=["RS256"], audience=emu.app_id
+    )
+    assert claims["tid"] == DEFAULT_TENANT_ID
+
+
+async def test_the_webhook_validator_accepts_the_emulators_tokens(emu: GraphEmulator) -> None:
+    # The same path real Graph's tokens take: OpenID configuration, JWKS (x5c), RS256.
+    settings = TokenValidationSettings(
+        app_id=emu.app_id,
+        openid_configuration_url=emu.openid_configuration_url,
+        issuers=frozenset({emu.issuer}),
+    )
+    async with TokenValidator(settings) as validator:
+        validated = await validator.validate(emu.make_token())
+        assert validated.tenant_id == DEFAULT_TENANT_ID
+        emu.rotate_key()  # an unknown kid: the validator refetches and still accepts
+        assert (await validator.validate(emu.make_token())).issuer == emu.issuer
+        with pytest.raises(TokenRejectedError):
+            await validator.validate(emu.make_token(aud="someone-else"))
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """The webhook flood (issue #6): a load generator in another process throws valid,
 forged and malformed notification POSTs at the real receiver, as fast as it can.
 
-``python -m graphcomms flood`` runs :func:`run_flood`. The receiver (token validation
+``python -m qa flood`` runs :func:`run_flood`. The receiver (token validation
 on, against the emulator's signing keys) and a real ``CommsClient`` as its sink run in
 this process; the generator is ``sys.executable`` running :func:`_generator_main`, on
 loopback only, for a bounded time and count. What it proves:
@@ -35,6 +35,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any, Final
 from urllib.parse import urlsplit
 
@@ -42,6 +43,7 @@ import aiohttp
 
 __all__ = ["FloodReport", "run_flood"]
 
+_ROOT: Final = Path(__file__).resolve().parent.parent
 _LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 _VALID_MARKER: Final = "valid"
 _PROBE_MARKER: Final = "probe"
@@ -425,7 +427,7 @@ async def run_flood(
     """
     from aiohttp import web
 
-    from graphcomms._client import CommsClient
+    from graphcomms import CommsClient, Limits, TrackingSettings
     from graphcomms.testing._emulator import GraphEmulator
     from graphcomms.webhook import (
         NotificationReceiver,
@@ -462,7 +464,10 @@ async def run_flood(
         )
         # The client is only a sink here: it never sends a request.
         async with CommsClient(
-            "flood", base_url=emulator.graph_url, reconcile_after=None, early_limit=early_limit
+            "flood",
+            base_url=emulator.graph_url,
+            tracking=TrackingSettings(reconcile_after=None),
+            limits=Limits(early_notifications=early_limit),
         ) as client:
             sink = _CheckingSink(client)
             receiver = NotificationReceiver(sink, validator, max_body_size=max_body_size)
@@ -562,7 +567,7 @@ async def _flood(
                 early_pending=client.stats.early_pending,
                 # No public size for the token cache; see the report to the lead.
                 cached_tokens=validator.cached_tokens,
-                call_handles=len(client._calls),
+                call_handles=client.stats.live_calls + client.stats.untracked_calls,
             )
         )
 
@@ -619,7 +624,11 @@ async def _run_generator(
     config: dict[str, Any], *, timeout: float
 ) -> tuple[dict[str, Any] | None, str]:
     """Run the generator in a child process; its JSON result, or None and its stderr."""
-    code = "from graphcomms.testing._flood import _generator_main; _generator_main()"
+    code = "from qa.flood import _generator_main; _generator_main()"
+    # qa is a folder of the repository, not an installed package: the child finds it
+    # through PYTHONPATH, wherever the parent was started from.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -627,6 +636,7 @@ async def _run_generator(
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
     try:
         stdout, stderr = await asyncio.wait_for(
