@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import math
 import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
 import aiohttp
 import attrs
@@ -57,6 +56,10 @@ _MAX_TOKEN_LENGTH: Final = 16 * 1024
 # Compact JWS only. Base64 decoding skips stray characters, so without this a token with
 # a space or a "+" in it could verify as its clean twin under a different cache key.
 _COMPACT_JWS: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+# Far below what would make arithmetic on a claim fail (a JSON integer can have any
+# number of digits) and far above any real token's times: year 10000.
+_LATEST_TIME: Final = 253_402_300_800.0
 
 _DECODE_OPTIONS: Final[Options] = {
     "verify_signature": True,
@@ -154,8 +157,14 @@ def _forbid(reason: str) -> TokenRejectedError:
     return TokenRejectedError(reason, status=403)
 
 
-def _is_time(value: object) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _time(value: object) -> float | None:
+    """A NumericDate claim as epoch seconds, or ``None`` if it is not a plausible one:
+    not a number, not finite, or beyond year 10000 (an integer of any size is JSON)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    if not -_LATEST_TIME <= value <= _LATEST_TIME:  # exact for ints of any size; False for NaN
+        return None
+    return float(value)
 
 
 def _public_key(jwk: Mapping[str, Any]) -> RSAPublicKey:
@@ -325,16 +334,24 @@ class TokenValidator:
 
     def _check_claims(self, claims: dict[str, Any], now: float) -> ValidatedToken:
         settings = self.settings
-        expires_at = claims.get("exp")
-        if not _is_time(expires_at):
+        if claims.get("exp") is None:
             raise _reject("token has no expiry")
+        expires_at = _time(claims["exp"])
+        if expires_at is None:
+            raise _reject("token expiry is not a valid time")
         if now > expires_at + settings.leeway:
             raise _reject("token has expired")
-        not_before = claims.get("nbf")
-        if not_before is not None and (
-            not _is_time(not_before) or now + settings.leeway < not_before
-        ):
-            raise _reject("token is not valid yet")
+        # nbf and iat are optional (null counts as absent), but never in the future.
+        for claim, refusal in (("nbf", "token is not valid yet"),
+                               ("iat", "token is issued in the future")):  # fmt: skip
+            value = claims.get(claim)
+            if value is None:
+                continue
+            moment = _time(value)
+            if moment is None:
+                raise _reject(f"token {claim} is not a valid time")
+            if now + settings.leeway < moment:
+                raise _reject(refusal)
         issuer = claims.get("iss")
         if not isinstance(issuer, str) or issuer.rstrip("/") not in settings.issuers:
             raise _reject("token issuer is not trusted")
@@ -350,9 +367,7 @@ class TokenValidator:
         allowed = settings.allowed_tenants
         if allowed is not None and tenant.lower() not in allowed:
             raise _forbid("token tenant is not allowed")
-        return ValidatedToken(
-            tenant_id=tenant, issuer=issuer, expires_at=float(expires_at), claims=claims
-        )
+        return ValidatedToken(tenant_id=tenant, issuer=issuer, expires_at=expires_at, claims=claims)
 
     def _remember(self, token: str, validated: ValidatedToken) -> None:
         cache = self._cache

@@ -9,6 +9,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from webhook_support import APP_ID, TENANT_ID, KeyServer, SigningKey, make_token
 
 from graphcomms.webhook import (
@@ -323,3 +326,68 @@ def test_settings_defaults_and_normalisation() -> None:
 def test_settings_refuse_nonsense(overrides: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         TokenValidationSettings(**overrides)
+
+
+# -- claims that are not what they claim ---------------------------------------------------
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize(
+    "value",
+    [10**400, -(10**400), 10**20, float("inf"), float("nan"), "1700000000", True, [1], {}],
+    ids=["10**400", "-10**400", "year 3e12", "inf", "nan", "string", "bool", "list", "object"],
+)
+async def test_a_time_claim_that_is_not_a_time_is_refused(
+    validator: TokenValidator, keys: dict[str, SigningKey], claim: str, value: Any
+) -> None:
+    with pytest.raises(TokenRejectedError) as refused:
+        await validator.validate(make_token(keys["key1"], **{claim: value}))
+
+    assert refused.value.status == 401
+    assert validator.cached_tokens == 0
+
+
+async def test_a_token_issued_in_the_future_is_refused(
+    validator: TokenValidator, keys: dict[str, SigningKey]
+) -> None:
+    now = int(time.time())
+
+    with pytest.raises(TokenRejectedError, match="issued in the future") as refused:
+        await validator.validate(make_token(keys["key1"], iat=now + 600))
+
+    assert refused.value.status == 401
+    # Within the leeway (60 s) it is clock skew, not the future.
+    assert (await validator.validate(make_token(keys["key1"], iat=now + 30))).tenant_id
+
+
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20),
+    # Past what a float holds: arithmetic with these overflows.
+    st.integers(min_value=10**400), st.integers(max_value=-(10**400)),
+)  # fmt: skip
+_claim_values = _scalars | st.lists(_scalars, max_size=3) | st.dictionaries(st.text(), _scalars)
+_claims = st.fixed_dictionaries(
+    {}, optional=dict.fromkeys(("exp", "nbf", "iat", "iss", "aud", "tid"), _claim_values)
+)
+
+
+@examples(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(claims=_claims)
+async def test_any_signed_claims_are_accepted_or_refused_never_raise(
+    validator: TokenValidator, keys: dict[str, SigningKey], claims: dict[str, Any]
+) -> None:
+    """Signed by the real key, so every value reaches the claim checks."""
+    try:
+        token = make_token(keys["key1"], **claims)
+    except (TypeError, ValueError):
+        return  # PyJWT will not sign it (a non-string iss, say)
+    status = 200
+    try:
+        await validator.validate(token)
+    except TokenRejectedError as exc:
+        status = exc.status
+    assert status in (200, 401, 403)
