@@ -27,10 +27,10 @@ try:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
     from jwt.algorithms import RSAAlgorithm
-    from jwt.types import Options
+    from jwt.types import Options  # PyJWT 2.11; the extras ask for 2.14 (pyproject.toml)
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "graphcomms.webhook validates tokens with PyJWT and cryptography: "
+        "graphcomms.webhook validates tokens with PyJWT (2.14 or later) and cryptography: "
         "pip install 'graphcomms[webhook]'"
     ) from exc
 
@@ -56,6 +56,11 @@ _MAX_TOKEN_LENGTH: Final = 16 * 1024
 # Compact JWS only. Base64 decoding skips stray characters, so without this a token with
 # a space or a "+" in it could verify as its clean twin under a different cache key.
 _COMPACT_JWS: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_BASE64URL: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# The bits of a segment's last character that encode nothing, by the segment's length
+# mod 4 (1 is no valid length at all). Base64 decoders ignore them, so a set bit is a
+# second spelling of the same bytes: the same token under another cache key.
+_UNUSED_BITS: Final = {2: 0b1111, 3: 0b11}
 
 # Far below what would make arithmetic on a claim fail (a JSON integer can have any
 # number of digits) and far above any real token's times: year 10000.
@@ -165,6 +170,16 @@ def _time(value: object) -> float | None:
     if not -_LATEST_TIME <= value <= _LATEST_TIME:  # exact for ints of any size; False for NaN
         return None
     return float(value)
+
+
+def _is_canonical(token: str) -> bool:
+    """True if no segment of ``token`` (already a compact JWS) sets a bit its last
+    character does not encode: the one spelling of each segment's bytes."""
+    for segment in token.split("."):
+        remainder = len(segment) % 4
+        if remainder == 1 or _BASE64URL.index(segment[-1]) & _UNUSED_BITS.get(remainder, 0):
+            return False
+    return True
 
 
 def _public_key(jwk: Mapping[str, Any]) -> RSAPublicKey:
@@ -303,7 +318,7 @@ class TokenValidator:
 
         if len(token) > _MAX_TOKEN_LENGTH:
             raise _reject("token is too long")
-        if _COMPACT_JWS.fullmatch(token) is None:
+        if _COMPACT_JWS.fullmatch(token) is None or not _is_canonical(token):
             raise _reject("token is not a JWT")
         try:
             header = jwt.get_unverified_header(token)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from typing import Any
 
 import aiohttp
+import jwt
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
@@ -391,3 +393,47 @@ async def test_any_signed_claims_are_accepted_or_refused_never_raise(
     except TokenRejectedError as exc:
         status = exc.status
     assert status in (200, 401, 403)
+
+
+# -- one token, one spelling ---------------------------------------------------------------
+
+
+def _respelled(token: str) -> str:
+    """``token`` with its signature's last character changed in bits base64url ignores:
+    the same signature bytes, another string."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    signature = token.rsplit(".", 1)[1]
+    unused = {2: 0b1111, 3: 0b11}[len(signature) % 4]  # an RS256 signature: 342 chars
+    last = alphabet.index(signature[-1])
+    respelled = token[:-1] + alphabet[last ^ unused]
+    assert base64.urlsafe_b64decode(signature + "==") == base64.urlsafe_b64decode(
+        respelled.rsplit(".", 1)[1] + "=="
+    )
+    return respelled
+
+
+async def test_a_respelled_signature_is_refused_and_cannot_ride_the_cache(
+    validator: TokenValidator, keys: dict[str, SigningKey]
+) -> None:
+    token = make_token(keys["key1"])
+    await validator.validate(token)  # the genuine spelling, now cached
+
+    for _ in range(2):
+        with pytest.raises(TokenRejectedError, match="not a JWT") as refused:
+            await validator.validate(_respelled(token))
+        assert refused.value.status == 401
+    assert validator.validated(_respelled(token)) is None
+    assert validator.cached_tokens == 1
+    assert validator.stats.verifications == 1
+
+
+def test_pyjwt_itself_refuses_a_respelled_signature(keys: dict[str, SigningKey]) -> None:
+    """The floor in pyproject (pyjwt 2.14): earlier versions decode either spelling
+    (GHSA-hxm8-2xgr-2p9m). The validator refuses it on its own too; this pins that the
+    dependency does as well, at whatever version is installed."""
+    token = make_token(keys["key1"])
+    key = keys["key1"].private.public_key()
+    jwt.decode(token, key, algorithms=["RS256"], audience=APP_ID)
+
+    with pytest.raises(jwt.DecodeError):
+        jwt.decode(_respelled(token), key, algorithms=["RS256"], audience=APP_ID)
