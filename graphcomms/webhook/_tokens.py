@@ -19,6 +19,7 @@ from typing import Any, Final
 import aiohttp
 import attrs
 
+from graphcomms._converter import loads
 from graphcomms._events import cancel_and_wait
 from graphcomms.errors import GraphCommsError
 
@@ -100,6 +101,11 @@ def _not_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> N
         raise ValueError(f"{attribute.name} must not be negative")
 
 
+def _positive(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be positive")
+
+
 @attrs.frozen(kw_only=True)
 class TokenValidationSettings:
     """What an inbound token must satisfy, and how signing keys are kept.
@@ -108,7 +114,9 @@ class TokenValidationSettings:
     without a trailing ``/``; ``allowed_tenants`` (``None``: any tenant) compare
     case-insensitively. Times are seconds. ``leeway`` is deliberately small: it only
     absorbs clock skew between the platform and this host. ``token_cache_size=0`` turns
-    the accepted-token cache off.
+    the accepted-token cache off. The OpenID configuration and the JWKS are read up to
+    ``max_openid_configuration_size`` and ``max_jwks_size`` bytes; a larger one is a
+    failed fetch (the old keys stay).
     """
 
     app_id: str = attrs.field(validator=_non_empty)
@@ -120,6 +128,8 @@ class TokenValidationSettings:
     unknown_key_refetch_interval: float = attrs.field(default=60.0, validator=_not_negative)
     token_cache_size: int = attrs.field(default=10_000, validator=_not_negative)
     fetch_timeout: float = attrs.field(default=10.0, validator=_not_negative)
+    max_openid_configuration_size: int = attrs.field(default=64 * 1024, validator=_positive)
+    max_jwks_size: int = attrs.field(default=512 * 1024, validator=_positive)
 
 
 @attrs.frozen(kw_only=True)
@@ -134,12 +144,14 @@ class ValidatedToken:
 
 @attrs.define(kw_only=True)
 class TokenValidatorStats:
-    """Running counts: RSA ``verifications``, token ``cache_hits``, key fetches."""
+    """Running counts: RSA ``verifications``, token ``cache_hits``, key fetches, and of
+    the failed fetches those refused for a document over its size cap."""
 
     verifications: int = 0
     cache_hits: int = 0
     key_fetches: int = 0
     key_fetch_failures: int = 0
+    documents_too_large: int = 0
 
 
 class TokenRejectedError(GraphCommsError):
@@ -443,6 +455,8 @@ class TokenValidator:
             raise
         except Exception as exc:
             self.stats.key_fetch_failures += 1
+            if isinstance(exc, DocumentTooLargeError):
+                self.stats.documents_too_large += 1
             self._next_refresh_at = time.monotonic() + self.settings.unknown_key_refetch_interval
             logger.warning(
                 "could not refresh token signing keys from %s (%s: %s); keeping %d known keys",
@@ -464,16 +478,42 @@ class TokenValidator:
         session = self._session
         if session is None:
             session = self._session = aiohttp.ClientSession()
-        timeout = aiohttp.ClientTimeout(total=self.settings.fetch_timeout)
-        configuration = await _get_json(session, url, timeout)
+        settings = self.settings
+        timeout = aiohttp.ClientTimeout(total=settings.fetch_timeout)
+        configuration = await _get_json(
+            session, url, timeout, settings.max_openid_configuration_size, "OpenID configuration"
+        )
         jwks_uri = configuration.get("jwks_uri") if isinstance(configuration, Mapping) else None
         if not isinstance(jwks_uri, str) or not jwks_uri:
             raise ValueError("the OpenID configuration has no jwks_uri")
-        return _parse_jwks(await _get_json(session, jwks_uri, timeout))
+        jwks = await _get_json(session, jwks_uri, timeout, settings.max_jwks_size, "JWKS")
+        return _parse_jwks(jwks)
+
+
+class DocumentTooLargeError(ValueError):
+    """An OpenID configuration or JWKS over its size cap (never read past it)."""
 
 
 async def _get_json(
-    session: aiohttp.ClientSession, url: str, timeout: aiohttp.ClientTimeout
+    session: aiohttp.ClientSession,
+    url: str,
+    timeout: aiohttp.ClientTimeout,
+    limit: int,
+    name: str,
 ) -> Any:
+    """The JSON document at ``url``, read up to ``limit`` bytes and no further."""
     async with session.get(url, timeout=timeout, raise_for_status=True) as response:
-        return await response.json(content_type=None)
+        declared = response.content_length
+        if declared is not None and declared > limit:
+            raise DocumentTooLargeError(
+                f"the {name} is {declared} bytes, over its {limit}-byte cap"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await response.content.read(limit + 1 - size):
+            size += len(chunk)
+            if size > limit:
+                # Leaving the block drops the connection with the rest unread.
+                raise DocumentTooLargeError(f"the {name} is over its {limit}-byte cap")
+            chunks.append(chunk)
+    return loads(b"".join(chunks))

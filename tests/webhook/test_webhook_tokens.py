@@ -437,3 +437,52 @@ def test_pyjwt_itself_refuses_a_respelled_signature(keys: dict[str, SigningKey])
 
     with pytest.raises(jwt.DecodeError):
         jwt.decode(_respelled(token), key, algorithms=["RS256"], audience=APP_ID)
+
+
+# -- bounded key documents -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("document", ["configuration", "jwks"])
+@pytest.mark.parametrize("framing", ["Content-Length", "endless"])
+async def test_an_oversized_key_document_is_refused_and_the_old_keys_kept(
+    settings: Any,
+    keys: dict[str, SigningKey],
+    key_server: KeyServer,
+    caplog: pytest.LogCaptureFixture,
+    document: str,
+    framing: str,
+) -> None:
+    cap = 4096
+    caps = {"max_openid_configuration_size": cap, "max_jwks_size": cap}
+    async with TokenValidator(settings(**caps)) as validator:
+        await validator.validate(make_token(keys["key1"]))
+        if framing == "endless":
+            key_server.endless = document
+        else:
+            key_server.padding = (document, cap)
+
+        with caplog.at_level(logging.WARNING, logger="graphcomms.webhook"):
+            assert await validator.refresh_keys() is True
+
+        assert validator.stats.key_fetch_failures == 1
+        assert validator.stats.documents_too_large == 1
+        assert f"over its {cap}-byte cap" in caplog.text
+        assert (await validator.validate(make_token(keys["key1"], jti="new"))).tenant_id
+
+
+async def test_key_documents_within_their_caps_are_read(
+    settings: Any, keys: dict[str, SigningKey], key_server: KeyServer
+) -> None:
+    key_server.padding = ("jwks", 60_000)
+    async with TokenValidator(settings(max_jwks_size=64 * 1024)) as validator:
+        assert await validator.refresh_keys() is True
+        assert validator.stats.documents_too_large == 0
+
+
+def test_key_document_caps_have_sane_defaults_and_must_be_positive() -> None:
+    defaults = TokenValidationSettings(app_id=APP_ID)
+    assert defaults.max_openid_configuration_size == 64 * 1024
+    assert defaults.max_jwks_size == 512 * 1024
+    for name in ("max_openid_configuration_size", "max_jwks_size"):
+        with pytest.raises(ValueError, match=name):
+            TokenValidationSettings(app_id=APP_ID, **{name: 0})
