@@ -10,6 +10,7 @@ Needs the ``webhook`` extra (PyJWT with cryptography)::
 
 from graphcomms.webhook._aiohttp import add_routes, make_app, make_handler
 from graphcomms.webhook._receiver import (
+    DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_BODY_SIZE,
     NotificationReceiver,
     NotificationSink,
@@ -28,6 +29,7 @@ from graphcomms.webhook._tokens import (
 )
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_ISSUERS",
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_OPENID_CONFIGURATION_URL",

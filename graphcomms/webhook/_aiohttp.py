@@ -1,11 +1,18 @@
-"""The aiohttp.web adapter: read the body within the limit, let the receiver decide."""
+"""The aiohttp.web adapter: the receiver's two phases around a bounded, timed body read.
+
+Per request: ``receiver.check(headers)``; a refusal is answered at once, without
+reading the body, and the connection is closed. Otherwise ``100 Continue`` if the
+client asked for it, then the body (at most ``max_body_size`` bytes, within
+``body_timeout`` seconds, else 408 and the connection is closed), then
+``receiver.accept(body)``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from aiohttp import StreamReader, web
+from aiohttp import HttpVersion11, StreamReader, hdrs, web
 
 from graphcomms.webhook._receiver import NotificationReceiver, ReceiverResult
 
@@ -14,11 +21,15 @@ __all__ = ["add_routes", "make_app", "make_handler"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def _read_body(content: StreamReader, limit: int) -> bytes:
-    """A body without ``Content-Length`` (chunked): at most ``limit + 1`` bytes, enough
-    for the receiver to see it is too big. With ``Content-Length`` the handler reads it
-    in one exact read: aiohttp's parser stops there, and the length was checked
-    against the limit."""
+async def _read_body(content: StreamReader, declared: int | None, limit: int) -> bytes:
+    """The body: exactly ``declared`` bytes (the receiver checked them against the
+    limit), or without ``Content-Length`` (chunked) at most ``limit + 1``, enough for
+    the receiver to see it is too big. A body cut short is returned as it is."""
+    if declared is not None and declared <= limit:
+        try:
+            return await content.readexactly(declared)
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial
     chunks: list[bytes] = []
     size = 0
     while size <= limit:
@@ -39,24 +50,62 @@ def _response(result: ReceiverResult) -> web.Response:
     return response
 
 
+async def _answer_and_close(request: web.Request, result: ReceiverResult) -> web.Response:
+    """Answer, then close the connection at once. aiohttp would otherwise keep reading
+    (and discarding) the unread body for up to its ``lingering_time`` (10 s): time and
+    bandwidth a refused or too-slow client has no claim to."""
+    response = _response(result)
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
+
+
+def _expects_continue(request: web.Request) -> bool:
+    return (
+        request.version == HttpVersion11
+        and request.headers.get(hdrs.EXPECT, "").lower() == "100-continue"
+    )
+
+
+async def _expect(request: web.Request) -> None:
+    """Defer ``100 Continue`` until the headers passed: aiohttp's default sends it
+    before the handler runs, which invites the body of a request about to be refused."""
+    if request.version == HttpVersion11:
+        expect = request.headers.get(hdrs.EXPECT, "")
+        if expect.lower() != "100-continue":
+            raise web.HTTPExpectationFailed(text="unsupported Expect")
+
+
 def make_handler(receiver: NotificationReceiver) -> Handler:
-    """An aiohttp request handler that answers notification POSTs with ``receiver``."""
+    """An aiohttp request handler that answers notification POSTs with ``receiver``.
+
+    Route it with :func:`add_routes`: that also keeps aiohttp from sending ``100
+    Continue`` before the headers are checked (routed with aiohttp's default
+    ``expect_handler``, a client that asks gets one before and one after the check).
+    """
 
     async def handle_notification(request: web.Request) -> web.StreamResponse:
-        declared = request.content_length
+        refusal = await receiver.check(request.headers)
+        if refusal is not None:
+            return await _answer_and_close(request, refusal)
+        content = request.content
         limit = receiver.max_body_size
-        if declared is not None and declared > limit:
-            body = b""  # the receiver refuses on the header alone; nothing is read
-        elif declared is not None:
-            # The usual request: read here rather than through _read_body, one
-            # coroutine fewer per notification.
-            try:
-                body = await request.content.readexactly(declared)
-            except asyncio.IncompleteReadError as exc:
-                body = exc.partial
+        if content.is_eof():
+            # The usual notification: the whole body came with the headers. Taken
+            # without a coroutine or a timer; limit + 1 bytes tell accept() it is too big.
+            body = content.read_nowait(limit + 1)
         else:
-            body = await _read_body(request.content, limit)
-        return _response(await receiver.handle(body, request.headers))
+            if _expects_continue(request):
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                request.writer.output_size = 0  # the response has not started yet
+            read = _read_body(content, request.content_length, limit)
+            try:
+                body = await asyncio.wait_for(read, receiver.body_timeout)
+            except asyncio.TimeoutError:
+                return await _answer_and_close(request, receiver.body_timed_out())
+        return _response(receiver.accept(body))
 
     return handle_notification
 
@@ -69,7 +118,7 @@ def add_routes(
     Also loads the signing keys when ``app`` starts (a failure only logs a warning) and
     closes the receiver when ``app`` cleans up.
     """
-    app.router.add_post(path, make_handler(receiver))
+    app.router.add_post(path, make_handler(receiver), expect_handler=_expect)
 
     async def load_keys(_: web.Application) -> None:
         if receiver.validator is not None:

@@ -1,8 +1,21 @@
-"""The framework-agnostic receiver: a POST's body and headers in, an HTTP status out.
+"""The framework-agnostic receiver: a POST's headers, then its body, in; an HTTP status out.
 
-Order matters and is fixed: size first (cheapest, and before anything is read), then the
-token, then the body. Nothing is parsed for a request that has not proved it comes
-from the platform, and nothing reaches the sink unless every check passed.
+A request is decided in two phases, in this fixed order:
+
+1. :meth:`NotificationReceiver.check` -- the headers alone, before any body byte is
+   read: the declared size (``Content-Length``, 413), the media type and charset
+   (``Content-Type``, 415), then the token (``Authorization``, 401/403). A refusal here
+   is final: the adapter answers it without reading the body (and without ``100
+   Continue``).
+2. The adapter reads the body, at most ``max_body_size`` bytes within ``body_timeout``
+   seconds (else :meth:`~NotificationReceiver.body_timed_out`: 408, and the connection
+   is closed), then :meth:`~NotificationReceiver.accept` -- the real size (413), the
+   JSON (400), the shape (400, or 204 for the legacy format), and the sink (202).
+
+:meth:`~NotificationReceiver.handle` is both phases for a body already in hand. Nothing
+is read for a request that has not proved it comes from the platform, no body is
+decoded with a codec the request names, and nothing reaches the sink unless every
+check passed. An adapter for another framework makes the same calls in the same order.
 """
 
 from __future__ import annotations
@@ -15,11 +28,12 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from graphcomms._json import loads
-from graphcomms.errors import ClientClosedError, DeserializationError
+from graphcomms.errors import ClientClosedError
 from graphcomms.typing import NotificationPayload
 from graphcomms.webhook._tokens import TokenRejectedError, TokenValidator
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_MAX_BODY_SIZE",
     "NotificationReceiver",
     "NotificationSink",
@@ -32,6 +46,9 @@ logger = logging.getLogger("graphcomms.webhook")
 
 
 DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
+# Graph's notification bodies are a few KiB and arrive with their headers; seconds are
+# generous for a real sender and short for one that trickles bytes to hold a connection.
+DEFAULT_BODY_TIMEOUT: Final = 5.0
 
 
 class NotificationSink(Protocol):
@@ -64,6 +81,8 @@ class ReceiverStats:
     rejected_auth: int = 0
     rejected_forbidden: int = 0
     too_large: int = 0
+    unsupported_media_type: int = 0
+    timed_out: int = 0
     malformed: int = 0
     failed: int = 0
 
@@ -72,6 +91,8 @@ _ACCEPTED: Final = ReceiverResult(202, "accepted", dispatched=True)
 _LEGACY: Final = ReceiverResult(204, "legacy notification format; resend in Graph format")
 _NO_TOKEN: Final = ReceiverResult(401, "missing or malformed bearer token")
 _TOO_LARGE: Final = ReceiverResult(413, "body too large")
+_UNSUPPORTED_MEDIA_TYPE: Final = ReceiverResult(415, "body must be application/json in UTF-8")
+_TIMED_OUT: Final = ReceiverResult(408, "body not received in time")
 _NOT_JSON: Final = ReceiverResult(400, "body is not JSON")
 _NOT_OBJECT: Final = ReceiverResult(400, "body is not a JSON object")
 _BAD_SHAPE: Final = ReceiverResult(400, "body is not a notification")
@@ -128,43 +149,44 @@ def _bearer_token(value: str | None) -> str | None:
     return token.strip() or None
 
 
-def _charset(headers: Mapping[str, str]) -> str | None:
-    content_type = _header(headers, "Content-Type") or ""
-    for parameter in content_type.split(";")[1:]:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset":
-            return value.strip().strip('"') or None
-    return None
+# A body without a type, or typed as opaque bytes (what HTTP clients send for raw bytes
+# when told nothing), is read as JSON too: the bytes are decoded as UTF-8 either way.
+_JSON_MEDIA_TYPES: Final = frozenset({"application/json", "application/octet-stream", ""})
+# What the platform sends, spelled as it sends it, taken without parsing.
+_USUAL_CONTENT_TYPES: Final = frozenset(
+    {"application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8"}
+)
 
 
-def _decode(body: bytes, headers: Mapping[str, str]) -> object:
-    """The JSON document in ``body``; raises ValueError (DeserializationError) if none.
+def _is_utf8_json(content_type: str | None) -> bool:
+    """True if ``Content-Type`` allows reading the body as UTF-8 JSON (RFC 8259 §8.1).
 
-    Decoded as all of graphcomms decodes JSON (``_converter.loads``); only a declared
-    charset is tried in addition, once UTF-8 (JSON's own encoding) has failed: one
-    logged platform request declared charset=Windows-1252.
+    Only the media type and a ``charset`` parameter count, case-insensitively. Any
+    other charset is refused rather than decoded: Python would find a codec for
+    most names, and some (``punycode``) take quadratic time.
     """
-    try:
-        return loads(body)
-    except DeserializationError:
-        charset = _charset(headers)
-        if charset is None:
-            raise
-        try:
-            text = body.decode(charset)
-        except LookupError:
-            raise ValueError("unknown charset") from None
-        return loads(text)
+    if content_type is None or content_type in _USUAL_CONTENT_TYPES:
+        return True
+    media_type, *parameters = content_type.split(";")
+    if media_type.strip().lower() not in _JSON_MEDIA_TYPES:
+        return False
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
+            return False
+    return True
 
 
 class NotificationReceiver:
     """Validates, size-checks and parses notification POSTs, then feeds the sink.
 
-    ``handle`` answers 202 once the sink has the body, 204 for a legacy Skype-format
-    body (the platform then resends in Graph format), 400 for a body that is not a
-    notification, 401/403 for a refused token, 413 for a body over ``max_body_size``,
-    and 503/500 if the sink is closed or fails unexpectedly. Only 202 means the sink
-    was fed. It never raises for anything a client can send.
+    The answers: 202 once the sink has the body, 204 for a legacy Skype-format body
+    (the platform then resends in Graph format), 400 for a body that is not a
+    notification, 401/403 for a refused token, 408 for a body not received within
+    ``body_timeout`` seconds, 413 for a body over ``max_body_size`` bytes, 415 for a
+    body that is not declared as UTF-8 JSON, and 503/500 if the sink is closed or fails
+    unexpectedly. Only 202 means the sink was fed. It never raises for anything a
+    client can send. The module docstring gives the order of the checks.
 
     The receiver owns ``validator``: ``aclose()`` closes it. ``validate=False`` turns
     token checks off for local development only, and says so loudly.
@@ -177,6 +199,7 @@ class NotificationReceiver:
         *,
         validate: bool = True,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
         if validate and validator is None:
             raise ValueError(
@@ -186,6 +209,8 @@ class NotificationReceiver:
             raise ValueError("pass either a TokenValidator or validate=False, not both")
         if max_body_size < 0:
             raise ValueError("max_body_size must not be negative")
+        if not body_timeout > 0:
+            raise ValueError("body_timeout must be positive")
         if not validate:
             logger.warning(
                 "NotificationReceiver built with validate=False: callback tokens are NOT "
@@ -195,11 +220,15 @@ class NotificationReceiver:
         self.sink = sink
         self.validator = validator
         self.max_body_size = max_body_size
+        self.body_timeout = body_timeout
         self.stats = ReceiverStats()
 
     def __repr__(self) -> str:
         checking = "validating" if self.validator is not None else "NOT validating"
-        return f"<NotificationReceiver {checking} max_body_size={self.max_body_size}>"
+        return (
+            f"<NotificationReceiver {checking} max_body_size={self.max_body_size}"
+            f" body_timeout={self.body_timeout}>"
+        )
 
     async def aclose(self) -> None:
         """Close the validator. Safe to call twice."""
@@ -207,25 +236,57 @@ class NotificationReceiver:
             await self.validator.aclose()
 
     async def handle(self, body: bytes, headers: Mapping[str, str]) -> ReceiverResult:
-        """Decide on one POST: ``body`` as received, ``headers`` as sent.
-
-        A ``Content-Length`` header over the limit is refused without looking at
-        ``body``, so a caller may pass ``b""`` rather than read such a body.
+        """Decide on one POST whose ``body`` is already read: :meth:`check`, then
+        :meth:`accept`. A ``body`` over the limit is refused first, as a declared one is.
         """
-        limit = self.max_body_size
-        if len(body) > limit or _declared_length(headers) > limit:
-            self.stats.too_large += 1
-            logger.info("refused a notification body over %d bytes (413)", limit)
-            return _TOO_LARGE
+        if len(body) > self.max_body_size:
+            return self._too_large()
+        refusal = await self.check(headers)
+        if refusal is not None:
+            return refusal
+        return self.accept(body)
+
+    async def check(self, headers: Mapping[str, str]) -> ReceiverResult | None:
+        """The headers phase: ``None`` if the body may be read, else the answer.
+
+        Checks the declared ``Content-Length`` (413), the ``Content-Type`` (415: only
+        ``application/json``, ``application/octet-stream`` or none, with no charset but
+        UTF-8), then the bearer token (401/403). A refused request's body must not be
+        read. A token already validated and still current is checked without awaiting.
+        """
+        if _declared_length(headers) > self.max_body_size:
+            return self._too_large()
+        if not _is_utf8_json(_header(headers, "Content-Type")):
+            self.stats.unsupported_media_type += 1
+            logger.info("refused a notification: %s (415)", _UNSUPPORTED_MEDIA_TYPE.reason)
+            return _UNSUPPORTED_MEDIA_TYPE
         validator = self.validator
         if validator is not None:
             token = _bearer_token(_header(headers, "Authorization"))
-            # A token already validated and still current is checked without awaiting.
             if token is None or validator.validated(token) is None:
-                refusal = await self._authenticate(validator, token)
-                if refusal is not None:
-                    return refusal
-        return self._dispatch(body, headers)
+                return await self._authenticate(validator, token)
+        return None
+
+    def accept(self, body: bytes) -> ReceiverResult:
+        """The body phase, only for a request whose headers :meth:`check` let through:
+        the body's real size (413), then its JSON (400), its shape (400, or 204 for the
+        legacy format), and the sink (202, or 503/500).
+        """
+        if len(body) > self.max_body_size:
+            return self._too_large()
+        return self._dispatch(body)
+
+    def body_timed_out(self) -> ReceiverResult:
+        """The answer (408, counted) for a body that did not arrive within
+        ``body_timeout``; the adapter closes the connection after it."""
+        self.stats.timed_out += 1
+        logger.info("refused a notification: %s (408)", _TIMED_OUT.reason)
+        return _TIMED_OUT
+
+    def _too_large(self) -> ReceiverResult:
+        self.stats.too_large += 1
+        logger.info("refused a notification body over %d bytes (413)", self.max_body_size)
+        return _TOO_LARGE
 
     async def _authenticate(
         self, validator: TokenValidator, token: str | None
@@ -248,9 +309,10 @@ class NotificationReceiver:
             return ReceiverResult(exc.status, exc.reason)
         return None
 
-    def _dispatch(self, body: bytes, headers: Mapping[str, str]) -> ReceiverResult:
+    def _dispatch(self, body: bytes) -> ReceiverResult:
         try:
-            document = _decode(body, headers)
+            # As JSON, whatever a header said: check() refused any charset but UTF-8.
+            document = loads(body)
         except (ValueError, RecursionError):
             return self._malformed(_NOT_JSON)
         if not isinstance(document, dict):

@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import math
 import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
 import aiohttp
 import attrs
 
 from graphcomms._events import cancel_and_wait
+from graphcomms._json import loads
 from graphcomms.errors import GraphCommsError
 
 try:
@@ -28,10 +28,10 @@ try:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
     from jwt.algorithms import RSAAlgorithm
-    from jwt.types import Options
+    from jwt.types import Options  # PyJWT 2.11; the extras ask for 2.14 (pyproject.toml)
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "graphcomms.webhook validates tokens with PyJWT and cryptography: "
+        "graphcomms.webhook validates tokens with PyJWT (2.14 or later) and cryptography: "
         "pip install 'graphcomms[webhook]'"
     ) from exc
 
@@ -57,6 +57,15 @@ _MAX_TOKEN_LENGTH: Final = 16 * 1024
 # Compact JWS only. Base64 decoding skips stray characters, so without this a token with
 # a space or a "+" in it could verify as its clean twin under a different cache key.
 _COMPACT_JWS: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_BASE64URL: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# The bits of a segment's last character that encode nothing, by the segment's length
+# mod 4 (1 is no valid length at all). Base64 decoders ignore them, so a set bit is a
+# second spelling of the same bytes: the same token under another cache key.
+_UNUSED_BITS: Final = {2: 0b1111, 3: 0b11}
+
+# Far below what would make arithmetic on a claim fail (a JSON integer can have any
+# number of digits) and far above any real token's times: year 10000.
+_LATEST_TIME: Final = 253_402_300_800.0
 
 _DECODE_OPTIONS: Final[Options] = {
     "verify_signature": True,
@@ -92,6 +101,11 @@ def _not_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> N
         raise ValueError(f"{attribute.name} must not be negative")
 
 
+def _positive(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be positive")
+
+
 @attrs.frozen(kw_only=True)
 class TokenValidationSettings:
     """What an inbound token must satisfy, and how signing keys are kept.
@@ -100,7 +114,9 @@ class TokenValidationSettings:
     without a trailing ``/``; ``allowed_tenants`` (``None``: any tenant) compare
     case-insensitively. Times are seconds. ``leeway`` is deliberately small: it only
     absorbs clock skew between the platform and this host. ``token_cache_size=0`` turns
-    the accepted-token cache off.
+    the accepted-token cache off. The OpenID configuration and the JWKS are read up to
+    ``max_openid_configuration_size`` and ``max_jwks_size`` bytes; a larger one is a
+    failed fetch (the old keys stay).
     """
 
     app_id: str = attrs.field(validator=_non_empty)
@@ -112,6 +128,8 @@ class TokenValidationSettings:
     unknown_key_refetch_interval: float = attrs.field(default=60.0, validator=_not_negative)
     token_cache_size: int = attrs.field(default=10_000, validator=_not_negative)
     fetch_timeout: float = attrs.field(default=10.0, validator=_not_negative)
+    max_openid_configuration_size: int = attrs.field(default=64 * 1024, validator=_positive)
+    max_jwks_size: int = attrs.field(default=512 * 1024, validator=_positive)
 
 
 @attrs.frozen(kw_only=True)
@@ -126,12 +144,14 @@ class ValidatedToken:
 
 @attrs.define(kw_only=True)
 class TokenValidatorStats:
-    """Running counts: RSA ``verifications``, token ``cache_hits``, key fetches."""
+    """Running counts: RSA ``verifications``, token ``cache_hits``, key fetches, and of
+    the failed fetches those refused for a document over its size cap."""
 
     verifications: int = 0
     cache_hits: int = 0
     key_fetches: int = 0
     key_fetch_failures: int = 0
+    documents_too_large: int = 0
 
 
 class TokenRejectedError(GraphCommsError):
@@ -154,8 +174,24 @@ def _forbid(reason: str) -> TokenRejectedError:
     return TokenRejectedError(reason, status=403)
 
 
-def _is_time(value: object) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _time(value: object) -> float | None:
+    """A NumericDate claim as epoch seconds, or ``None`` if it is not a plausible one:
+    not a number, not finite, or beyond year 10000 (an integer of any size is JSON)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    if not -_LATEST_TIME <= value <= _LATEST_TIME:  # exact for ints of any size; False for NaN
+        return None
+    return float(value)
+
+
+def _is_canonical(token: str) -> bool:
+    """True if no segment of ``token`` (already a compact JWS) sets a bit its last
+    character does not encode: the one spelling of each segment's bytes."""
+    for segment in token.split("."):
+        remainder = len(segment) % 4
+        if remainder == 1 or _BASE64URL.index(segment[-1]) & _UNUSED_BITS.get(remainder, 0):
+            return False
+    return True
 
 
 def _public_key(jwk: Mapping[str, Any]) -> RSAPublicKey:
@@ -294,7 +330,7 @@ class TokenValidator:
 
         if len(token) > _MAX_TOKEN_LENGTH:
             raise _reject("token is too long")
-        if _COMPACT_JWS.fullmatch(token) is None:
+        if _COMPACT_JWS.fullmatch(token) is None or not _is_canonical(token):
             raise _reject("token is not a JWT")
         try:
             header = jwt.get_unverified_header(token)
@@ -325,16 +361,24 @@ class TokenValidator:
 
     def _check_claims(self, claims: dict[str, Any], now: float) -> ValidatedToken:
         settings = self.settings
-        expires_at = claims.get("exp")
-        if not _is_time(expires_at):
+        if claims.get("exp") is None:
             raise _reject("token has no expiry")
+        expires_at = _time(claims["exp"])
+        if expires_at is None:
+            raise _reject("token expiry is not a valid time")
         if now > expires_at + settings.leeway:
             raise _reject("token has expired")
-        not_before = claims.get("nbf")
-        if not_before is not None and (
-            not _is_time(not_before) or now + settings.leeway < not_before
-        ):
-            raise _reject("token is not valid yet")
+        # nbf and iat are optional (null counts as absent), but never in the future.
+        for claim, refusal in (("nbf", "token is not valid yet"),
+                               ("iat", "token is issued in the future")):  # fmt: skip
+            value = claims.get(claim)
+            if value is None:
+                continue
+            moment = _time(value)
+            if moment is None:
+                raise _reject(f"token {claim} is not a valid time")
+            if now + settings.leeway < moment:
+                raise _reject(refusal)
         issuer = claims.get("iss")
         if not isinstance(issuer, str) or issuer.rstrip("/") not in settings.issuers:
             raise _reject("token issuer is not trusted")
@@ -350,9 +394,7 @@ class TokenValidator:
         allowed = settings.allowed_tenants
         if allowed is not None and tenant.lower() not in allowed:
             raise _forbid("token tenant is not allowed")
-        return ValidatedToken(
-            tenant_id=tenant, issuer=issuer, expires_at=float(expires_at), claims=claims
-        )
+        return ValidatedToken(tenant_id=tenant, issuer=issuer, expires_at=expires_at, claims=claims)
 
     def _remember(self, token: str, validated: ValidatedToken) -> None:
         cache = self._cache
@@ -413,6 +455,8 @@ class TokenValidator:
             raise
         except Exception as exc:
             self.stats.key_fetch_failures += 1
+            if isinstance(exc, DocumentTooLargeError):
+                self.stats.documents_too_large += 1
             self._next_refresh_at = time.monotonic() + self.settings.unknown_key_refetch_interval
             logger.warning(
                 "could not refresh token signing keys from %s (%s: %s); keeping %d known keys",
@@ -434,16 +478,42 @@ class TokenValidator:
         session = self._session
         if session is None:
             session = self._session = aiohttp.ClientSession()
-        timeout = aiohttp.ClientTimeout(total=self.settings.fetch_timeout)
-        configuration = await _get_json(session, url, timeout)
+        settings = self.settings
+        timeout = aiohttp.ClientTimeout(total=settings.fetch_timeout)
+        configuration = await _get_json(
+            session, url, timeout, settings.max_openid_configuration_size, "OpenID configuration"
+        )
         jwks_uri = configuration.get("jwks_uri") if isinstance(configuration, Mapping) else None
         if not isinstance(jwks_uri, str) or not jwks_uri:
             raise ValueError("the OpenID configuration has no jwks_uri")
-        return _parse_jwks(await _get_json(session, jwks_uri, timeout))
+        jwks = await _get_json(session, jwks_uri, timeout, settings.max_jwks_size, "JWKS")
+        return _parse_jwks(jwks)
+
+
+class DocumentTooLargeError(ValueError):
+    """An OpenID configuration or JWKS over its size cap (never read past it)."""
 
 
 async def _get_json(
-    session: aiohttp.ClientSession, url: str, timeout: aiohttp.ClientTimeout
+    session: aiohttp.ClientSession,
+    url: str,
+    timeout: aiohttp.ClientTimeout,
+    limit: int,
+    name: str,
 ) -> Any:
+    """The JSON document at ``url``, read up to ``limit`` bytes and no further."""
     async with session.get(url, timeout=timeout, raise_for_status=True) as response:
-        return await response.json(content_type=None)
+        declared = response.content_length
+        if declared is not None and declared > limit:
+            raise DocumentTooLargeError(
+                f"the {name} is {declared} bytes, over its {limit}-byte cap"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await response.content.read(limit + 1 - size):
+            size += len(chunk)
+            if size > limit:
+                # Leaving the block drops the connection with the rest unread.
+                raise DocumentTooLargeError(f"the {name} is over its {limit}-byte cap")
+            chunks.append(chunk)
+    return loads(b"".join(chunks))

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from importlib.metadata import version
 from typing import Any
 
 import jwt
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 from webhook_support import (
@@ -50,7 +53,11 @@ def _claims() -> dict[str, Any]:
             "nbf": now - 10, "exp": now + 3600}  # fmt: skip
 
 
+JSON = {"Content-Type": "application/json"}  # what the platform sends
+
+
 async def post(client: Client, token: str | None, body: Any = None, **headers: str) -> Any:
+    headers = {**JSON, **headers}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     data = json.dumps(envelope() if body is None else body) if not isinstance(body, bytes) else body
@@ -105,6 +112,9 @@ REFUSED_TOKENS = {
     "expired": (401, lambda k: make_token(k["key1"], exp=_now() - 120)),
     "no expiry": (401, lambda k: make_token(k["key1"], exp=MISSING)),
     "not yet valid": (401, lambda k: make_token(k["key1"], nbf=_now() + 600)),
+    "issued in the future": (401, lambda k: make_token(k["key1"], iat=_now() + 600)),
+    "expiry past what a float holds": (401, lambda k: make_token(k["key1"], exp=10**400)),
+    "not-before past what a float holds": (401, lambda k: make_token(k["key1"], nbf=10**400)),
     "missing tid": (401, lambda k: make_token(k["key1"], tid=MISSING)),
     "empty tid": (401, lambda k: make_token(k["key1"], tid="")),
     "signed by another key, same kid": (401, lambda k: make_token(k["rogue"], kid="key1")),
@@ -174,7 +184,7 @@ async def test_malformed_authorization_header(
     http: Client, sink: RecordingSink, authorization: str
 ) -> None:
     response = await http.post(
-        "/callback", data=json.dumps(envelope()), headers={"Authorization": authorization}
+        "/callback", data=json.dumps(envelope()), headers={**JSON, "Authorization": authorization}
     )
     assert response.status == 401
     assert sink.fed == []
@@ -189,7 +199,7 @@ async def test_scheme_is_case_insensitive(http: Client, keys: dict[str, SigningK
     response = await http.post(
         "/callback",
         data=json.dumps(envelope()),
-        headers={"Authorization": f"bearer {make_token(keys['key1'])}"},
+        headers={**JSON, "Authorization": f"bearer {make_token(keys['key1'])}"},
     )
     assert response.status == 202
 
@@ -237,19 +247,51 @@ async def test_unknown_odata_type_inside_an_envelope_is_accepted(
     assert sink.fed == [body]
 
 
-async def test_declared_charset_is_honoured_after_utf8_fails(
-    http: Client, keys: dict[str, SigningKey], sink: RecordingSink
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json; charset=punycode", "application/json; charset=Windows-1252",
+     "application/json; charset=utf-16", "text/plain", "application/xml", "text/json"],
+)  # fmt: skip
+async def test_a_body_not_declared_as_utf8_json_is_415_and_not_dispatched(
+    http: Client,
+    keys: dict[str, SigningKey],
+    sink: RecordingSink,
+    receiver: NotificationReceiver,
+    content_type: str,
 ) -> None:
-    body = json.dumps(envelope(displayName="Zoë"), ensure_ascii=False).encode("cp1252")
+    """RFC 8259: JSON between systems is UTF-8. Decoding with whatever codec a header
+    names would run a stranger's choice of codec on a stranger's bytes (punycode is
+    quadratic); an ASCII body would decode as anything, so this one is ASCII."""
+    body = json.dumps(envelope()).encode()
 
-    response = await post(
-        http,
-        make_token(keys["key1"]),
-        body,
-        **{"Content-Type": "application/json; charset=Windows-1252"},
+    response = await post(http, make_token(keys["key1"]), body, **{"Content-Type": content_type})
+
+    assert response.status == 415
+    assert sink.fed == []
+    assert receiver.stats.unsupported_media_type == 1
+    assert receiver.stats.accepted == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON;CHARSET=UTF-8",
+     'application/json; charset="utf-8"', "application/json; odata.metadata=minimal",
+     "application/octet-stream", None],
+)  # fmt: skip
+async def test_utf8_json_is_accepted_however_it_is_declared(
+    http: Client, keys: dict[str, SigningKey], sink: RecordingSink, content_type: str | None
+) -> None:
+    body = json.dumps(envelope(displayName="Zoë"), ensure_ascii=False).encode()
+    headers = {"Authorization": f"Bearer {make_token(keys['key1'])}"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+
+    response = await http.post(
+        "/callback", data=body, headers=headers, skip_auto_headers=["Content-Type"]
     )
 
     assert response.status == 202
+    assert "Content-Type" not in response.request_info.headers or content_type is not None
     assert sink.fed[0]["value"][0]["resourceData"]["displayName"] == "Zoë"
 
 
@@ -367,6 +409,235 @@ async def test_declared_oversize_is_refused_before_the_body_is_read(
     assert status_line.startswith(b"HTTP/1.1 413")
     assert sink.fed == []
     assert receiver.stats.too_large == 1
+
+
+# -- refusing before reading: raw sockets, so that nothing is sent unless the test says --
+
+
+@contextlib.asynccontextmanager
+async def raw(
+    host: str, port: int
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+def head(headers: dict[str, str], *, length: int | None = 1000) -> bytes:
+    """A notification POST's request line and headers; no body."""
+    fields = {"Host": "localhost", **JSON, **headers}
+    if length is not None:
+        fields["Content-Length"] = str(length)
+    lines = ["POST /callback HTTP/1.1", *(f"{name}: {value}" for name, value in fields.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    """The next answer's status and headers (lower-case names), waiting at most 5 s."""
+    status_line = await asyncio.wait_for(reader.readline(), 5)
+    headers = {}
+    while (line := await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers
+
+
+async def until_closed(reader: asyncio.StreamReader) -> bytes:
+    """What is left to read when the server closes the connection (within 5 s)."""
+    return await asyncio.wait_for(reader.read(), 5)
+
+
+Headers = Callable[[dict[str, SigningKey]], dict[str, str]]
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+REFUSED_FROM_HEADERS: dict[str, tuple[int, Headers]] = {
+    "no token": (401, lambda k: {}),
+    "not a bearer token": (401, lambda k: {"Authorization": "Basic dXNlcjpwYXNz"}),
+    "bad signature": (401, lambda k: _bearer(make_token(k["rogue"], kid="key1"))),
+    "expired": (401, lambda k: _bearer(make_token(k["key1"], exp=_now() - 120))),
+    "another app": (403, lambda k: _bearer(make_token(k["key1"], aud="another-app"))),
+    "declared over the limit": (
+        413,
+        lambda k: {**_bearer(make_token(k["key1"])), "Content-Length": str(2 * 1024 * 1024)},
+    ),
+    "charset=punycode": (
+        415,
+        lambda k: {
+            **_bearer(make_token(k["key1"])),
+            "Content-Type": "application/json; charset=punycode",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_FROM_HEADERS))
+async def test_refused_from_the_headers_before_any_body_byte_is_sent(
+    http: Client, keys: dict[str, SigningKey], sink: RecordingSink, case: str
+) -> None:
+    """The body never comes: an answer can only come from the headers. Then the
+    connection closes rather than wait for (or drain) a body nobody will read."""
+    status, headers = REFUSED_FROM_HEADERS[case]
+    extra = headers(keys)
+    length = int(extra.pop("Content-Length", "1000"))
+
+    async with raw(http.host, http.port) as (reader, writer):
+        writer.write(head(extra, length=length))
+        answered, answer_headers = await read_head(reader)
+        rest = await until_closed(reader)
+
+    assert answered == status
+    assert answer_headers["connection"] == "close"
+    assert len(rest) == int(answer_headers["content-length"])  # the reason, then EOF
+    assert sink.fed == []
+
+
+async def test_a_refused_request_gets_no_100_continue(
+    http: Client, sink: RecordingSink, receiver: NotificationReceiver
+) -> None:
+    async with raw(http.host, http.port) as (reader, writer):
+        writer.write(head({"Expect": "100-continue"}))
+        status, _ = await read_head(reader)
+        await until_closed(reader)
+
+    assert status == 401
+    assert receiver.stats.rejected_auth == 1
+    assert sink.fed == []
+
+
+async def test_a_request_with_a_valid_token_gets_100_continue_then_its_answer(
+    http: Client, keys: dict[str, SigningKey], sink: RecordingSink
+) -> None:
+    body = json.dumps(envelope()).encode()
+    headers = {**_bearer(make_token(keys["key1"])), "Expect": "100-continue"}
+
+    async with raw(http.host, http.port) as (reader, writer):
+        writer.write(head(headers, length=len(body)))
+        interim, _ = await read_head(reader)
+        writer.write(body)
+        final, _ = await read_head(reader)
+
+    assert (interim, final) == (100, 202)
+    assert sink.fed == [envelope()]
+
+
+async def test_an_unknown_expectation_is_417(http: Client, keys: dict[str, SigningKey]) -> None:
+    headers = {**_bearer(make_token(keys["key1"])), "Expect": "something-else"}
+    async with raw(http.host, http.port) as (reader, writer):
+        writer.write(head(headers))
+        status, _ = await read_head(reader)
+    assert status == 417
+
+
+@pytest.mark.parametrize("framing", ["Content-Length", "chunked"])
+async def test_a_body_not_received_in_time_gets_408_and_the_connection_closes(
+    http: Client,
+    keys: dict[str, SigningKey],
+    sink: RecordingSink,
+    receiver: NotificationReceiver,
+    framing: str,
+) -> None:
+    receiver.body_timeout = 0.2
+    headers = _bearer(make_token(keys["key1"]))
+    if framing == "chunked":
+        request = (
+            head({**headers, "Transfer-Encoding": "chunked"}, length=None) + b'b\r\n{"value": [\r\n'
+        )
+    else:
+        request = head(headers, length=1000) + b'{"value": ['
+
+    async with raw(http.host, http.port) as (reader, writer):
+        writer.write(request)  # and nothing more
+        status, answer_headers = await read_head(reader)
+        rest = await until_closed(reader)
+
+    assert status == 408
+    assert answer_headers["connection"] == "close"
+    assert rest == b"body not received in time"
+    assert receiver.stats.timed_out == 1
+    assert sink.fed == []
+
+
+@pytest.mark.parametrize("framing", ["Content-Length", "chunked"])
+async def test_a_body_that_comes_late_but_in_time_is_accepted(
+    http: Client, keys: dict[str, SigningKey], sink: RecordingSink, framing: str
+) -> None:
+    body = json.dumps(envelope()).encode()
+    first, second = body[:20], body[20:]
+    headers = _bearer(make_token(keys["key1"]))
+    if framing == "chunked":
+        request = head({**headers, "Transfer-Encoding": "chunked"}, length=None)
+        parts = [
+            b"%x\r\n%s\r\n" % (len(first), first),
+            b"%x\r\n%s\r\n0\r\n\r\n" % (len(second), second),
+        ]
+    else:
+        request, parts = head(headers, length=len(body)), [first, second]
+
+    async with raw(http.host, http.port) as (reader, writer):
+        writer.write(request + parts[0])
+        await asyncio.sleep(0.2)
+        writer.write(parts[1])
+        status, _ = await read_head(reader)
+
+    assert status == 202
+    assert sink.fed == [envelope()]
+
+
+async def test_the_body_deadline_is_for_the_whole_body_not_each_read(
+    http: Client, keys: dict[str, SigningKey], sink: RecordingSink, receiver: NotificationReceiver
+) -> None:
+    """A byte every 50 ms keeps any per-read timeout happy for the 50 s this body
+    would take; the deadline still falls at 0.3 s."""
+    receiver.body_timeout = 0.3
+
+    async with raw(http.host, http.port) as (reader, writer):
+        writer.write(head(_bearer(make_token(keys["key1"])), length=1000))
+
+        async def trickle() -> None:
+            for _ in range(1000):
+                writer.write(b" ")
+                await asyncio.sleep(0.05)
+
+        trickling = asyncio.ensure_future(trickle())
+        try:
+            status, _ = await read_head(reader)
+            await until_closed(reader)
+        finally:
+            trickling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await trickling
+
+    assert status == 408
+    assert sink.fed == []
+
+
+@pytest.mark.skipif(
+    tuple(int(part) for part in version("aiohttp").split(".")[:3]) < (3, 14, 4),
+    reason="aiohttp starts keepalive_timeout when a connection opens only from 3.14.4",
+)
+async def test_keepalive_timeout_closes_a_connection_whose_headers_never_end(
+    receiver: NotificationReceiver,
+) -> None:
+    """What the README's deployment snippet relies on: aiohttp has no header timeout of
+    its own, but from 3.14.4 ``keepalive_timeout`` also runs from the connection's start."""
+    runner = web.AppRunner(make_app(receiver), keepalive_timeout=0.3)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        async with raw("127.0.0.1", runner.addresses[0][1]) as (reader, writer):
+            writer.write(b"POST /callback HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+            assert await until_closed(reader) == b""
+    finally:
+        await runner.cleanup()
 
 
 async def test_only_post_is_served(http: Client) -> None:

@@ -84,6 +84,96 @@ async def test_validator_is_required_unless_validation_is_off(validator: TokenVa
         NotificationReceiver(RecordingSink(), validator, validate=False)
     with pytest.raises(ValueError, match="max_body_size"):
         NotificationReceiver(RecordingSink(), validator, max_body_size=-1)
+    for timeout in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="body_timeout"):
+            NotificationReceiver(RecordingSink(), validator, body_timeout=timeout)
+
+
+async def test_check_decides_from_the_headers_and_accept_from_the_body(
+    receiver: NotificationReceiver, keys: dict[str, SigningKey], sink: RecordingSink
+) -> None:
+    headers = {**_auth(make_token(keys["key1"])), "Content-Type": "application/json"}
+
+    assert await receiver.check(headers) is None
+    assert sink.fed == []  # the headers alone dispatch nothing
+    assert receiver.accept(_body()) == ReceiverResult(202, "accepted", dispatched=True)
+    assert receiver.accept(b"{") == ReceiverResult(400, "body is not JSON")
+    receiver.max_body_size = 10
+    assert receiver.accept(_body()).status == 413
+    assert len(sink.fed) == 1
+    assert (receiver.stats.accepted, receiver.stats.malformed) == (1, 1)
+    assert receiver.stats.too_large == 1
+
+
+async def test_the_headers_are_checked_size_then_media_type_then_token(
+    receiver: NotificationReceiver, keys: dict[str, SigningKey]
+) -> None:
+    """Cheapest first: a token is only looked at for a request that could be read."""
+    receiver.max_body_size = 10
+    good = _auth(make_token(keys["key1"]))
+    xml = {"Content-Type": "application/xml"}
+
+    async def status(headers: dict[str, str]) -> int | None:
+        result = await receiver.check(headers)
+        return None if result is None else result.status
+
+    assert await status({"Content-Length": "11", **xml}) == 413
+    assert await status({"Content-Length": "10", **xml}) == 415
+    assert await status({"Content-Length": "10"}) == 401
+    assert await status({"Content-Length": "10", **good}) is None
+    stats = receiver.stats
+    assert (stats.too_large, stats.unsupported_media_type, stats.rejected_auth) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "allowed"),
+    [
+        (None, True),
+        ("", True),
+        ("application/json", True),
+        ("application/json;charset=UTF-8", True),
+        (" application/json ; charset = utf-8 ", True),
+        ('application/json; charset="Utf-8"; odata.streaming=true', True),
+        ("application/octet-stream", True),
+        ("application/json; charset=utf8", False),
+        ("application/json; charset=latin-1", False),
+        ("application/json; charset=utf-8; charset=punycode", False),
+        ("application/json; charset=", False),
+        ("application/problem+json", False),
+        ("multipart/form-data; boundary=x", False),
+        ("json", False),
+    ],
+)
+async def test_only_utf8_json_passes_the_media_type_check(
+    receiver: NotificationReceiver,
+    keys: dict[str, SigningKey],
+    content_type: str | None,
+    allowed: bool,
+) -> None:
+    headers = _auth(make_token(keys["key1"]))
+    if content_type is not None:
+        headers["content-type"] = content_type
+
+    result = await receiver.check(headers)
+
+    assert (result is None) is allowed
+    assert result is None or result.status == 415
+
+
+async def test_handle_is_check_then_accept(
+    receiver: NotificationReceiver, keys: dict[str, SigningKey], sink: RecordingSink
+) -> None:
+    punycode = {**_auth(make_token(keys["key1"])), "Content-Type": "text/json; charset=punycode"}
+
+    assert (await receiver.handle(_body(), punycode)).status == 415
+    assert (await receiver.handle(_body(), {})).status == 401
+    assert sink.fed == []
+
+
+def test_body_timed_out_is_408_and_counted(receiver: NotificationReceiver) -> None:
+    assert receiver.body_timed_out() == ReceiverResult(408, "body not received in time")
+    assert receiver.stats.timed_out == 1
+    assert "body_timeout=5.0" in repr(receiver)
 
 
 @pytest.mark.parametrize(

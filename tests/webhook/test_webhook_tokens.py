@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from typing import Any
 
 import aiohttp
+import jwt
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from webhook_support import APP_ID, TENANT_ID, KeyServer, SigningKey, make_token
 
 from graphcomms.webhook import (
@@ -323,3 +328,161 @@ def test_settings_defaults_and_normalisation() -> None:
 def test_settings_refuse_nonsense(overrides: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         TokenValidationSettings(**overrides)
+
+
+# -- claims that are not what they claim ---------------------------------------------------
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize(
+    "value",
+    [10**400, -(10**400), 10**20, float("inf"), float("nan"), "1700000000", True, [1], {}],
+    ids=["10**400", "-10**400", "year 3e12", "inf", "nan", "string", "bool", "list", "object"],
+)
+async def test_a_time_claim_that_is_not_a_time_is_refused(
+    validator: TokenValidator, keys: dict[str, SigningKey], claim: str, value: Any
+) -> None:
+    with pytest.raises(TokenRejectedError) as refused:
+        await validator.validate(make_token(keys["key1"], **{claim: value}))
+
+    assert refused.value.status == 401
+    assert validator.cached_tokens == 0
+
+
+async def test_a_token_issued_in_the_future_is_refused(
+    validator: TokenValidator, keys: dict[str, SigningKey]
+) -> None:
+    now = int(time.time())
+
+    with pytest.raises(TokenRejectedError, match="issued in the future") as refused:
+        await validator.validate(make_token(keys["key1"], iat=now + 600))
+
+    assert refused.value.status == 401
+    # Within the leeway (60 s) it is clock skew, not the future.
+    assert (await validator.validate(make_token(keys["key1"], iat=now + 30))).tenant_id
+
+
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20),
+    # Past what a float holds: arithmetic with these overflows.
+    st.integers(min_value=10**400), st.integers(max_value=-(10**400)),
+)  # fmt: skip
+_claim_values = _scalars | st.lists(_scalars, max_size=3) | st.dictionaries(st.text(), _scalars)
+_claims = st.fixed_dictionaries(
+    {}, optional=dict.fromkeys(("exp", "nbf", "iat", "iss", "aud", "tid"), _claim_values)
+)
+
+
+@examples(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(claims=_claims)
+async def test_any_signed_claims_are_accepted_or_refused_never_raise(
+    validator: TokenValidator, keys: dict[str, SigningKey], claims: dict[str, Any]
+) -> None:
+    """Signed by the real key, so every value reaches the claim checks."""
+    try:
+        token = make_token(keys["key1"], **claims)
+    except (TypeError, ValueError):
+        return  # PyJWT will not sign it (a non-string iss, say)
+    status = 200
+    try:
+        await validator.validate(token)
+    except TokenRejectedError as exc:
+        status = exc.status
+    assert status in (200, 401, 403)
+
+
+# -- one token, one spelling ---------------------------------------------------------------
+
+
+def _respelled(token: str) -> str:
+    """``token`` with its signature's last character changed in bits base64url ignores:
+    the same signature bytes, another string."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    signature = token.rsplit(".", 1)[1]
+    unused = {2: 0b1111, 3: 0b11}[len(signature) % 4]  # an RS256 signature: 342 chars
+    last = alphabet.index(signature[-1])
+    respelled = token[:-1] + alphabet[last ^ unused]
+    assert base64.urlsafe_b64decode(signature + "==") == base64.urlsafe_b64decode(
+        respelled.rsplit(".", 1)[1] + "=="
+    )
+    return respelled
+
+
+async def test_a_respelled_signature_is_refused_and_cannot_ride_the_cache(
+    validator: TokenValidator, keys: dict[str, SigningKey]
+) -> None:
+    token = make_token(keys["key1"])
+    await validator.validate(token)  # the genuine spelling, now cached
+
+    for _ in range(2):
+        with pytest.raises(TokenRejectedError, match="not a JWT") as refused:
+            await validator.validate(_respelled(token))
+        assert refused.value.status == 401
+    assert validator.validated(_respelled(token)) is None
+    assert validator.cached_tokens == 1
+    assert validator.stats.verifications == 1
+
+
+def test_pyjwt_itself_refuses_a_respelled_signature(keys: dict[str, SigningKey]) -> None:
+    """The floor in pyproject (pyjwt 2.14): earlier versions decode either spelling
+    (GHSA-hxm8-2xgr-2p9m). The validator refuses it on its own too; this pins that the
+    dependency does as well, at whatever version is installed."""
+    token = make_token(keys["key1"])
+    key = keys["key1"].private.public_key()
+    jwt.decode(token, key, algorithms=["RS256"], audience=APP_ID)
+
+    with pytest.raises(jwt.DecodeError):
+        jwt.decode(_respelled(token), key, algorithms=["RS256"], audience=APP_ID)
+
+
+# -- bounded key documents -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("document", ["configuration", "jwks"])
+@pytest.mark.parametrize("framing", ["Content-Length", "endless"])
+async def test_an_oversized_key_document_is_refused_and_the_old_keys_kept(
+    settings: Any,
+    keys: dict[str, SigningKey],
+    key_server: KeyServer,
+    caplog: pytest.LogCaptureFixture,
+    document: str,
+    framing: str,
+) -> None:
+    cap = 4096
+    caps = {"max_openid_configuration_size": cap, "max_jwks_size": cap}
+    async with TokenValidator(settings(**caps)) as validator:
+        await validator.validate(make_token(keys["key1"]))
+        if framing == "endless":
+            key_server.endless = document
+        else:
+            key_server.padding = (document, cap)
+
+        with caplog.at_level(logging.WARNING, logger="graphcomms.webhook"):
+            assert await validator.refresh_keys() is True
+
+        assert validator.stats.key_fetch_failures == 1
+        assert validator.stats.documents_too_large == 1
+        assert f"over its {cap}-byte cap" in caplog.text
+        assert (await validator.validate(make_token(keys["key1"], jti="new"))).tenant_id
+
+
+async def test_key_documents_within_their_caps_are_read(
+    settings: Any, keys: dict[str, SigningKey], key_server: KeyServer
+) -> None:
+    key_server.padding = ("jwks", 60_000)
+    async with TokenValidator(settings(max_jwks_size=64 * 1024)) as validator:
+        assert await validator.refresh_keys() is True
+        assert validator.stats.documents_too_large == 0
+
+
+def test_key_document_caps_have_sane_defaults_and_must_be_positive() -> None:
+    defaults = TokenValidationSettings(app_id=APP_ID)
+    assert defaults.max_openid_configuration_size == 64 * 1024
+    assert defaults.max_jwks_size == 512 * 1024
+    for name in ("max_openid_configuration_size", "max_jwks_size"):
+        with pytest.raises(ValueError, match=name):
+            TokenValidationSettings(app_id=APP_ID, **{name: 0})

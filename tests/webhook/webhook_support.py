@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime
 import json
 import time
@@ -138,19 +139,24 @@ class KeyServer:
         self.fail = False
         self.delay = 0.0
         self.document: Any = None  # served instead of the published keys when set
+        # "configuration" or "jwks": that document padded with this many extra bytes.
+        self.padding: tuple[str, int] | None = None
+        # "configuration" or "jwks": that document streamed without end (no length).
+        self.endless: str | None = None
+        self.streamed = 0
         self.url = ""
         app = web.Application()
         app.router.add_get("/.well-known/OpenIdConfiguration", self._configuration)
         app.router.add_get("/keys", self._jwks)
         self.server = TestServer(app, host="127.0.0.1", port=0)
 
-    async def _configuration(self, request: web.Request) -> web.Response:
+    async def _configuration(self, request: web.Request) -> web.StreamResponse:
         if self.fail:
             return web.Response(status=500)
         jwks_uri = str(request.url.with_path("/keys"))
-        return web.json_response({"issuer": ISSUER, "jwks_uri": jwks_uri})
+        return await self._serve(request, "configuration", {"issuer": ISSUER, "jwks_uri": jwks_uri})
 
-    async def _jwks(self, _: web.Request) -> web.Response:
+    async def _jwks(self, request: web.Request) -> web.StreamResponse:
         self.jwks_hits += 1
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -158,4 +164,22 @@ class KeyServer:
             return web.Response(status=503)
         if self.document is not None:
             return web.json_response(self.document)
-        return web.json_response({"keys": [key.jwk() for key in self.published]})
+        document = {"keys": [key.jwk() for key in self.published]}
+        return await self._serve(request, "jwks", document)
+
+    async def _serve(
+        self, request: web.Request, name: str, document: dict[str, Any]
+    ) -> web.StreamResponse:
+        if self.padding is not None and self.padding[0] == name:
+            document = {**document, "padding": "x" * self.padding[1]}
+        if self.endless != name:
+            return web.json_response(document)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"padding": "')
+        # Until the reader hangs up: then writing fails.
+        with contextlib.suppress(ConnectionError):
+            while True:
+                await response.write(b"x" * 65536)
+                self.streamed += 65536
+        return response
