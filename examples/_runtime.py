@@ -14,7 +14,7 @@ Real Graph needs (with ``pip install "graphcomms[webhook,azure]"``):
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -38,7 +38,7 @@ def real_graph() -> bool:
 
 
 @asynccontextmanager
-async def runtime(**client_options: Any) -> AsyncIterator[Runtime]:
+async def runtime(**client_options: Any) -> AsyncGenerator[Runtime, None]:
     if not real_graph():
         async with (
             GraphEmulator(prompt_seconds=0.05) as emulator,

@@ -4,6 +4,7 @@ python examples/ivr_bot.py
 """
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from _runtime import runtime
 
@@ -25,14 +26,13 @@ async def read_key(call: CallHandle, timeout: float) -> str | None:
     return tone.tone.key if isinstance(tone.tone, Tone) else str(tone.tone)
 
 
-async def handle(call: CallHandle, press: object) -> None:
+async def handle(call: CallHandle, press: Callable[[], Awaitable[None]]) -> None:
     await call.answer()
     await call.wait_for_state("established", timeout=30)
     await call.subscribe_to_tone()
     await (await call.play_prompt([PROMPTS["welcome"], PROMPTS["menu"]]))
     key = asyncio.ensure_future(read_key(call, timeout=30))
-    if callable(press):
-        await press()  # the emulator's caller presses a key
+    await press()  # the emulator's caller presses a key; on real Graph, a person does
     choice = await key
     print(f"caller chose {choice!r}")
     if choice == "1":

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from importlib.metadata import version
-from typing import Any
+from typing import Any, TypeAlias
 
 import jwt
 import pytest
@@ -31,7 +31,8 @@ from webhook_support import (
 
 from graphcomms.webhook import NotificationReceiver, TokenValidator, make_app
 
-Client = TestClient[Any, Any]
+# Quoted: TestClient is generic only from aiohttp 3.11, and the floor is older.
+Client: TypeAlias = "TestClient[Any, Any]"
 
 
 def _b64(data: bytes) -> str:
