@@ -59,6 +59,9 @@ class CallTableLike(Protocol):
     def claim(self, handle: CallHandle) -> None:
         """The bot acts on ``handle``'s call: it is tracked from now on."""
 
+    def own(self, handle: CallHandle) -> None:
+        """The bot answered ``handle``'s call: it is this client's, kept alive."""
+
     def apply_read(self, handle: CallHandle, call: Call | None) -> None:
         """``call`` was read back from Graph (``None``: Graph answered 404)."""
 
@@ -286,7 +289,8 @@ class CallHandle:
         call_options: IncomingCallOptions | None = None,
     ) -> None:
         """Answer an incoming call (within 15 s of its notification). Returns once Graph
-        accepted (202); ``wait_for_state("established")`` follows the outcome.
+        accepted (202); ``wait_for_state("established")`` follows the outcome. From then
+        on the client keeps the call alive (``KeepAliveSettings``).
 
         ``media_config`` defaults to service-hosted media, which IVR actions need;
         ``callback_uri`` to the client's.
@@ -301,6 +305,7 @@ class CallHandle:
                 call_options=call_options,
             )
         )
+        self._table.own(self)
 
     async def reject(
         self, *, reason: RejectReason | str | None = None, callback_uri: str | None = None
