@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from random import Random
 from types import MappingProxyType
@@ -52,6 +53,7 @@ from graphcomms.testing._emulator_wire import (
 __all__ = [
     "DEFAULT_APP_ID",
     "DEFAULT_ISSUER",
+    "DEFAULT_KEEP_ALIVE_WINDOW",
     "DEFAULT_TENANT_ID",
     "Delivery",
     "EmulatedCall",
@@ -67,6 +69,8 @@ __all__ = [
 DEFAULT_APP_ID = "00000000-0000-0000-0000-0000000000b0"
 DEFAULT_TENANT_ID = "00000000-0000-0000-0000-0000000000a0"
 DEFAULT_ISSUER = "https://api.botframework.com"
+#: Graph ends a call after 45 minutes without a keepAlive (reference §9.2).
+DEFAULT_KEEP_ALIVE_WINDOW = 2700.0
 
 _API_PREFIXES = ("/v1.0/", "/beta/")
 _CALLS = r"/{ver:v1\.0|beta}/communications/calls"
@@ -99,6 +103,11 @@ class GraphEmulator:
     here does not come to rely on reading back what Graph may not serve. ``"all"``
     reads back every operation of a live call, terminal ones included: for tests of
     recovery paths that assume it.
+
+    ``keep_alive_window`` is how many seconds a call lives without a keepAlive: then it
+    ends with ``408/8537`` and its ``deleted`` notification, as Graph ends a call after
+    45 minutes (the default); a keepAlive on an ended call answers 404. Give a few
+    seconds in tests; ``None`` never ends a call for that.
     """
 
     def __init__(
@@ -116,9 +125,14 @@ class GraphEmulator:
         access_token: str | None = None,
         readable_operations: ReadableOperations = "documented",
         bot_webhook_url: str | None = None,
+        keep_alive_window: float | None = DEFAULT_KEEP_ALIVE_WINDOW,
     ) -> None:
         if prompt_seconds < 0:
             raise ValueError("prompt_seconds must be >= 0")
+        if keep_alive_window is not None and not (
+            keep_alive_window > 0 and math.isfinite(keep_alive_window)
+        ):
+            raise ValueError(f"keep_alive_window must be > 0 seconds, got {keep_alive_window!r}")
         _check_readable_operations(readable_operations)
         if access_token is not None and not access_token.strip():
             raise ValueError("access_token must not be empty")
@@ -151,6 +165,7 @@ class GraphEmulator:
             tenant_id=tenant_id,
             prompt_seconds=prompt_seconds,
             readable_operations=readable_operations,
+            keep_alive_window=keep_alive_window,
         )
         self._keys: SigningKeys | None = None
         self._notifier: Notifier | None = None
@@ -271,6 +286,11 @@ class GraphEmulator:
     def readable_operations(self, value: ReadableOperations) -> None:
         _check_readable_operations(value)
         self._service.readable_operations = value
+
+    @property
+    def keep_alive_window(self) -> float | None:
+        """Seconds a call lives without a keepAlive (None: no limit)."""
+        return self._service.keep_alive_window
 
     @property
     def faults(self) -> Faults:
