@@ -82,7 +82,23 @@ def test_emulator_defaults_take_any_token(served: dict[str, Any]) -> None:
         "seed": 0,
         "access_token": None,
         "readable_operations": "documented",
+        "bot_webhook_url": None,
+        "prompt_seconds": 0.05,
+        "keep_alive_window": 2700.0,
     }
+
+
+def test_emulator_bot_webhook_prompt_time_and_keep_alive_window(served: dict[str, Any]) -> None:
+    url = "http://127.0.0.1:9000/callback"
+    argv = ["emulator", "--bot-webhook-url", url, "--prompt-seconds", "0.5"]
+    assert main([*argv, "--keep-alive-window", "30"]) == 0
+    assert (served["bot_webhook_url"], served["prompt_seconds"]) == (url, 0.5)
+    assert served["keep_alive_window"] == 30.0
+    assert main(["emulator", "--keep-alive-window", "0"]) == 0
+    assert served["keep_alive_window"] is None  # 0: calls never end for want of a keepAlive
+    for bad in ("-1", "nan", "inf", "soon"):
+        with pytest.raises(SystemExit):
+            main(["emulator", "--keep-alive-window", bad])
 
 
 def test_emulator_reads_back_every_operation_on_request(served: dict[str, Any]) -> None:
