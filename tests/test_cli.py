@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -24,6 +25,11 @@ def test_demo_exits_zero_and_says_every_step_behaved(capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "OK: every step behaved" in out
     assert "recordResponse" in out
+    # The caller is held past the emulator's keepAlive window; keepAlives keep the call.
+    assert "still established after the hold" in out
+    sent = re.search(r"keepAlives (\d+) sent, 0 failed", out)
+    assert sent is not None
+    assert int(sent.group(1)) >= 3
 
 
 def test_a_command_is_required() -> None:
