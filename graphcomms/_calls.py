@@ -40,6 +40,8 @@ class CallKeeper(Protocol):
 
     def release(self, key: str) -> None: ...
 
+    def __contains__(self, key: object) -> bool: ...
+
 
 class CallTable:
     """Live, untracked and ended call handles of one client."""
@@ -98,6 +100,14 @@ class CallTable:
         self.claim(handle)
         if self._keeper is not None:
             self._keeper.keep(handle)
+
+    def disown(self, handle: CallHandle) -> bool:
+        """Stop keeping ``handle``'s call alive while it stays tracked (the bot is
+        hanging up, or another instance takes the call over). True if it was kept."""
+        if self._keeper is None or handle.key not in self._keeper:
+            return False
+        self._keeper.release(handle.key)
+        return True
 
     def incoming_calls(self) -> AsyncIterator[CallHandle]:
         return self._incoming.subscribe()

@@ -19,6 +19,7 @@ from graphcomms import (
     MediaPrompt,
     TrackingSettings,
 )
+from graphcomms.errors import ServerError
 from graphcomms.testing import GraphEmulator
 
 WINDOW = 1.0
@@ -197,3 +198,34 @@ async def test_closing_the_client_stops_keepalives(emulator: GraphEmulator) -> N
     # Graph, not the client, ends the call later: closing a client does not hang up.
     assert emulator.calls[call.id].state == "established"
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "graphcomms-keepalive"]
+
+
+async def test_hanging_up_stops_keepalives_so_the_end_keeps_its_reason(
+    emulator: GraphEmulator,
+) -> None:
+    # keepAlives all but constantly on the wire: without stopping them at the hang-up,
+    # one answered 404 would end the call before the `terminated` notification that
+    # carries why (200/7000), and that notification would be dropped as a duplicate.
+    busy = KeepAliveSettings(interval=0.005, window=WINDOW, jitter=0.0)
+    async with bot_on(emulator, emulator.graph_url, keep_alive=busy) as bot:
+        for _ in range(10):
+            call = await place_call(bot.client)
+            await asyncio.sleep(0.02)
+            await call.hang_up()
+            assert bot.client.stats.kept_alive_calls == 0
+            ended = await call.wait_for_state(CallState.TERMINATED, timeout=5)
+            assert ended.result_info is not None
+            assert (ended.result_info.code, ended.result_info.subcode) == (200, 7000)
+        assert bot.client.stats.calls_found_gone == 0
+        assert bot.client.stats.keep_alives_sent > 10
+
+
+async def test_a_hang_up_graph_refused_keeps_the_call_alive(emulator: GraphEmulator) -> None:
+    async with bot_on(emulator, emulator.graph_url, keep_alive=KEEP_ALIVE) as bot:
+        call = await place_call(bot.client)
+        emulator.fail_next(500, method="DELETE")
+        with pytest.raises(ServerError):
+            await call.hang_up()
+        assert bot.client.stats.kept_alive_calls == 1
+        await asyncio.sleep(2 * WINDOW)
+        assert call.state is CallState.ESTABLISHED
