@@ -18,7 +18,7 @@ from graphcomms._actions import PendingAction
 from graphcomms._call import CallHandle, ParticipantHandle
 from graphcomms._client import CommsClient
 from graphcomms._http import GRAPH_BETA, GRAPH_V1
-from graphcomms._settings import Limits, RetryPolicy, TrackingSettings
+from graphcomms._settings import KeepAliveSettings, Limits, RetryPolicy, TrackingSettings
 from graphcomms._stats import ClientStats
 from graphcomms._tracker import OperationTracker
 from graphcomms.errors import (
@@ -65,6 +65,7 @@ __all__ = [
     "IdentitySet",
     "InvalidRequestError",
     "InvitationParticipantInfo",
+    "KeepAliveSettings",
     "Limits",
     "MediaPrompt",
     "OperationFailedError",

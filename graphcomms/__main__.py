@@ -33,8 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
         "emulator",
         help="serve the Graph calling emulator alone, for a bot in any language",
         description="Serve the Graph calling-service emulator until interrupted (Ctrl-C). "
-        "It prints its Graph base URLs, its OpenID configuration and JWKS URLs, and the "
-        "app id its notification tokens are issued for.",
+        "It prints its Graph base URLs, its OpenID configuration and JWKS URLs, the URL "
+        "of its control API (ring the bot, press keys, hang up as the caller, cue faults, "
+        "read what happened; see the README), and the app id its notification tokens are "
+        "issued for.",
     )
     emulator.add_argument(
         "--port",
@@ -64,6 +66,27 @@ def build_parser() -> argparse.ArgumentParser:
         "which, unlike the command line, other users of this machine cannot list",
     )
     emulator.add_argument(
+        "--bot-webhook-url",
+        metavar="URL",
+        default=None,
+        help="where incoming calls ring (the bot's notification URL) when the control "
+        "API's POST /_emulator/calls names no callbackUri",
+    )
+    emulator.add_argument(
+        "--prompt-seconds",
+        type=_non_negative,
+        default=0.05,
+        help="real seconds each prompt, recording or timed step takes (default 0.05)",
+    )
+    emulator.add_argument(
+        "--keep-alive-window",
+        metavar="SECONDS",
+        type=_non_negative,
+        default=2700.0,
+        help="end a call that has had no keepAlive for this long with 408/8537, as Graph "
+        "does after 45 minutes (default 2700); 0 never ends a call for that",
+    )
+    emulator.add_argument(
         "--readable-operations",
         choices=("documented", "all"),
         default="documented",
@@ -73,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         "live call, finished ones included",
     )
     return parser
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):  # NaN too
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                     seed=args.seed,
                     access_token=args.access_token,
                     readable_operations=args.readable_operations,
+                    bot_webhook_url=args.bot_webhook_url,
+                    prompt_seconds=args.prompt_seconds,
+                    keep_alive_window=args.keep_alive_window or None,
                 )
             )
         return 0

@@ -59,6 +59,12 @@ class CallTableLike(Protocol):
     def claim(self, handle: CallHandle) -> None:
         """The bot acts on ``handle``'s call: it is tracked from now on."""
 
+    def own(self, handle: CallHandle) -> None:
+        """The bot answered ``handle``'s call: it is this client's, kept alive."""
+
+    def disown(self, handle: CallHandle) -> bool:
+        """The bot hangs up: no more keepAlives. True if the call was this client's."""
+
     def apply_read(self, handle: CallHandle, call: Call | None) -> None:
         """``call`` was read back from Graph (``None``: Graph answered 404)."""
 
@@ -286,7 +292,8 @@ class CallHandle:
         call_options: IncomingCallOptions | None = None,
     ) -> None:
         """Answer an incoming call (within 15 s of its notification). Returns once Graph
-        accepted (202); ``wait_for_state("established")`` follows the outcome.
+        accepted (202); ``wait_for_state("established")`` follows the outcome. From then
+        on the client keeps the call alive (``KeepAliveSettings``).
 
         ``media_config`` defaults to service-hosted media, which IVR actions need;
         ``callback_uri`` to the client's.
@@ -301,6 +308,7 @@ class CallHandle:
                 call_options=call_options,
             )
         )
+        self._table.own(self)
 
     async def reject(
         self, *, reason: RejectReason | str | None = None, callback_uri: str | None = None
@@ -349,7 +357,15 @@ class CallHandle:
     async def hang_up(self) -> None:
         """``DELETE`` the call; ``terminating`` then ``terminated`` notifications follow."""
         self._table.claim(self)
-        await self._actions.request("DELETE", call_path(self.id))
+        # No keepAlive from here: its 404 would end the call before the `terminated`
+        # notification that says why.
+        owned = self._table.disown(self)
+        try:
+            await self._actions.request("DELETE", call_path(self.id))
+        except BaseException:
+            if owned:  # the call goes on: keep it alive again
+                self._table.own(self)
+            raise
         # If the `terminated` notification is lost, the call is read back (a 404 ends
         # it) rather than a dead call's handle being kept forever.
         self._hung_up_at = time.monotonic()

@@ -7,6 +7,10 @@ for or acts on are tracked until they end; calls only notifications told about
 (incoming calls not yet answered, calls created elsewhere) are held in a bounded set,
 the least recently heard of released first, and ended calls are remembered (bounded)
 so that a straggling notification is not taken for a new call.
+
+The calls the client *owns* (it created or answered them, or recovered them from
+another instance) are also kept alive. :meth:`CallTable.own` is where a call becomes
+ours and live, and :meth:`CallTable._end` where it stops being either.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from graphcomms._call import CallHandle
 from graphcomms._events import CallbackRunner, Channel
@@ -29,6 +33,16 @@ __all__ = ["CallTable"]
 _log = logging.getLogger("graphcomms.calls")
 
 
+class CallKeeper(Protocol):
+    """What keeps owned calls alive (``graphcomms._keepalive.KeepAlive``)."""
+
+    def keep(self, call: CallHandle) -> None: ...
+
+    def release(self, key: str) -> None: ...
+
+    def __contains__(self, key: object) -> bool: ...
+
+
 class CallTable:
     """Live, untracked and ended call handles of one client."""
 
@@ -40,8 +54,10 @@ class CallTable:
         runner: CallbackRunner,
         stats: ClientStats,
         limits: Limits,
+        keeper: CallKeeper | None = None,
     ) -> None:
         self._new_handle = new_handle
+        self._keeper = keeper
         self._registry = registry
         self._stats = stats
         self._untracked_limit = limits.untracked_calls
@@ -74,6 +90,24 @@ class CallTable:
             self._stats.untracked_calls -= 1
         self._live[key] = handle
         self._stats.live_calls += 1
+
+    def own(self, handle: CallHandle) -> None:
+        """This client owns ``handle``'s call from now on: it created or answered it,
+        or took it over from another instance. The call is tracked and kept alive until
+        it ends or the client closes; a call that has ended is left alone."""
+        if handle.ended:
+            return
+        self.claim(handle)
+        if self._keeper is not None:
+            self._keeper.keep(handle)
+
+    def disown(self, handle: CallHandle) -> bool:
+        """Stop keeping ``handle``'s call alive while it stays tracked (the bot is
+        hanging up, or another instance takes the call over). True if it was kept."""
+        if self._keeper is None or handle.key not in self._keeper:
+            return False
+        self._keeper.release(handle.key)
+        return True
 
     def incoming_calls(self) -> AsyncIterator[CallHandle]:
         return self._incoming.subscribe()
@@ -161,7 +195,10 @@ class CallTable:
         return handle
 
     def _end(self, handle: CallHandle, call: Call) -> None:
+        """The call has ended: no longer live, nor owned."""
         key = handle.key
+        if self._keeper is not None:
+            self._keeper.release(key)
         if self._live.pop(key, None) is not None:
             self._stats.live_calls -= 1
         elif self._untracked.pop(key, None) is not None:

@@ -2,7 +2,8 @@
 
 The client wires the parts and gets out of the way: the HTTP transport, the registry
 of pending operations, the call table, the action sender the call handles hold, the
-ingestion that feeds the registry and the table, and the reconciler.
+ingestion that feeds the registry and the table, the reconciler, and the keepAlive
+scheduler.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from graphcomms._converter import structure_call, unstructure
 from graphcomms._events import CallbackRunner, cancel_and_wait
 from graphcomms._http import GRAPH_V1, HttpTransport
 from graphcomms._ingest import Ingestor
+from graphcomms._keepalive import KeepAlive, KeptCall
 from graphcomms._reconcile import Reconciler
 from graphcomms._registry import LateResultHook, OperationRegistry
-from graphcomms._settings import Limits, RetryPolicy, TrackingSettings
+from graphcomms._settings import KeepAliveSettings, Limits, RetryPolicy, TrackingSettings
 from graphcomms._stats import ClientStats
 from graphcomms.auth import as_token_provider
 from graphcomms.errors import ClientClosedError, DeserializationError, InvalidRequestError
@@ -76,6 +78,8 @@ class CommsClient:
     - ``tracking``: operation deadlines, the late-result window and reconciliation
       (:class:`TrackingSettings`); ``limits``: the bounds on what notifications can
       make the client hold (:class:`Limits`).
+    - ``keep_alive``: how the calls this client creates or answers are kept alive
+      (:class:`KeepAliveSettings`: a keepAlive every 15 minutes by default).
     - ``on_late_result``: ``fn(tracker, snapshot)``, sync or async, for a terminal
       snapshot that arrives after the tracker's own deadline.
     """
@@ -92,12 +96,15 @@ class CommsClient:
         retry: RetryPolicy | None = None,
         tracking: TrackingSettings | None = None,
         limits: Limits | None = None,
+        keep_alive: KeepAliveSettings | None = None,
         on_late_result: LateResultHook | None = None,
     ) -> None:
         tracking = tracking if tracking is not None else TrackingSettings()
         limits = limits if limits is not None else Limits()
+        keep_alive = keep_alive if keep_alive is not None else KeepAliveSettings()
         self.tracking = tracking
         self.limits = limits
+        self.keep_alive = keep_alive
         self.stats = ClientStats()
         self._http = HttpTransport(
             base_url=base_url,
@@ -122,12 +129,18 @@ class CommsClient:
             check_open=self._check_open,
         )
         self._actions.callback_uri = callback_uri
+        self._keeper = (
+            KeepAlive(keep_alive, stats=self.stats, gone=self._call_gone)
+            if keep_alive.enabled
+            else None
+        )
         self._calls = CallTable(
             new_handle=self._new_handle,
             registry=self._registry,
             runner=self._runner,
             stats=self.stats,
             limits=limits,
+            keeper=self._keeper,
         )
         self._ingestor = Ingestor(self._registry, self._calls, self.stats)
         self._reconciler = (
@@ -171,8 +184,9 @@ class CommsClient:
         await self.aclose()
 
     def start(self) -> None:
-        """Start the client's tasks: consuming ``notifications`` and reconciling silent
-        operations. Done by ``async with`` and by the first request. Idempotent."""
+        """Start the client's tasks: consuming ``notifications``, reconciling silent
+        operations, keeping calls alive. Done by ``async with`` and by the first request.
+        Idempotent."""
         if self._closed:
             raise ClientClosedError("the client is closed and cannot be reopened")
         if self._started:
@@ -187,6 +201,8 @@ class CommsClient:
             self._tasks.append(
                 loop.create_task(self._reconciler.run(), name="graphcomms-reconcile")
             )
+        if self._keeper is not None:
+            self._tasks.append(loop.create_task(self._keeper.run(), name="graphcomms-keepalive"))
 
     @property
     def closed(self) -> bool:
@@ -195,7 +211,7 @@ class CommsClient:
     async def aclose(self) -> None:
         """Close the client; safe to call twice.
 
-        Stops the notification and reconciliation tasks, fails every pending tracker
+        Stops the notification, reconciliation and keepAlive tasks, fails every pending tracker
         and state waiter with ``ClientClosedError``, ends every iterator, lets the
         callbacks this queued (and any still running) run for up to
         ``tracking.callback_grace`` seconds, cancels what is left of them, and closes
@@ -207,6 +223,8 @@ class CommsClient:
         await cancel_and_wait(self._tasks)
         if self._reconciler is not None:
             await self._reconciler.aclose()
+        if self._keeper is not None:
+            await self._keeper.aclose()
         self._registry.close()
         self._calls.close(ClientClosedError("the client was closed"))
         await self._runner.aclose(grace=self.tracking.callback_grace)
@@ -268,6 +286,12 @@ class CommsClient:
     def _new_handle(self, call_id: str) -> CallHandle:
         return CallHandle(call_id, actions=self._actions, table=self._calls, runner=self._runner)
 
+    def _call_gone(self, call: KeptCall) -> None:
+        """A keepAlive found the call gone (404): it ends as a read-back of "gone" does."""
+        handle = self._calls.get(call.key)
+        if handle is not None:
+            self._calls.apply_read(handle, None)
+
     async def create_call(
         self,
         *,
@@ -285,7 +309,8 @@ class CommsClient:
         """Place a call (``targets``) or join a meeting (``meeting_info``/``chat_info``).
 
         Returns the handle once Graph created it (201, state ``establishing``);
-        ``await call.wait_for_state("established")`` to know it connected.
+        ``await call.wait_for_state("established")`` to know it connected. The client
+        keeps the call alive until it ends (``KeepAliveSettings``).
         """
         callback = callback_uri or self.callback_uri
         if not callback:
@@ -313,6 +338,7 @@ class CommsClient:
         if created.call_options is None and call_options is not None:
             created = created.merged(Call(call_options=call_options))  # the options we asked
         self._calls.apply(handle.key, handle.id, ChangeType.CREATED, created)
+        self._calls.own(handle)
         return handle
 
     async def download_recording(

@@ -3,7 +3,10 @@ embedded Graph emulator, with a live timeline.
 
 The bot is a real one: notifications reach it through the aiohttp webhook receiver
 with token validation on (the emulator signs them and serves its keys), and every step
-is an ``await`` on graphcomms. The demo exits 0 only if every step behaved.
+is an ``await`` on graphcomms. Time is short here: the emulator ends a call that has had
+no keepAlive for 1.5 s (Graph: 45 minutes), the bot sends one every 0.25 s
+(graphcomms' default: 15 minutes), and the caller stays on hold for twice the window.
+The demo exits 0 only if every step behaved.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import IO, Any, TypeVar
 
 from graphcomms._call import CallHandle
 from graphcomms._client import CommsClient
+from graphcomms._settings import KeepAliveSettings
 from graphcomms._tracker import OperationTracker
 from graphcomms.models import (
     Call,
@@ -36,6 +40,11 @@ HOLD_MUSIC = MediaPrompt.from_uri("https://media.example.com/ivr/hold-music.wav"
 GOODBYE = MediaPrompt.from_uri("https://media.example.com/ivr/goodbye.wav")
 CALLER = "+14255550100"
 CALLER_KEYS = "42#"
+# Graph's 45 and 15 minutes, scaled down so that keepAlive matters within the demo:
+# the caller is on hold for longer than a call lives without one.
+KEEP_ALIVE_WINDOW = 1.5
+KEEP_ALIVE = KeepAliveSettings(interval=0.25, window=KEEP_ALIVE_WINDOW)
+HOLD_SECONDS = 2 * KEEP_ALIVE_WINDOW
 
 
 class Timeline:
@@ -92,12 +101,16 @@ async def run_demo(
     timeline = Timeline(stream)
     print("graphcomms demo: an IVR bot against the embedded Graph calling emulator", file=stream)
     async with (
-        GraphEmulator(seed=seed, prompt_seconds=prompt_seconds) as emulator,
-        emulated_bot(emulator) as bot,
+        GraphEmulator(
+            seed=seed, prompt_seconds=prompt_seconds, keep_alive_window=KEEP_ALIVE_WINDOW
+        ) as emulator,
+        emulated_bot(emulator, keep_alive=KEEP_ALIVE) as bot,
     ):
         print(
             f"  emulator {emulator.graph_url}  bot webhook {bot.callback_uri}"
-            " (token validation on)\n",
+            " (token validation on)\n"
+            f"  keepAlive every {KEEP_ALIVE.interval:g} s; the emulator ends a call after"
+            f" {KEEP_ALIVE_WINDOW:g} s without one (Graph: 45 min; graphcomms' default: 15 min)\n",
             file=stream,
         )
         try:
@@ -112,7 +125,8 @@ async def run_demo(
         f"summary: {len(timeline.operations)} operations, {len(ok)} succeeded, "
         f"{len(timeline.operations) - len(ok)} failed; notifications {rstats.accepted} accepted, "
         f"{rstats.rejected_auth + rstats.rejected_forbidden} rejected; "
-        f"duplicates ignored {stats.duplicates}; pending at the end {stats.pending}",
+        f"duplicates ignored {stats.duplicates}; keepAlives {stats.keep_alives_sent} sent, "
+        f"{stats.keep_alives_failed} failed; pending at the end {stats.pending}",
         file=stream,
     )
     if timeline.failures:
@@ -174,23 +188,41 @@ async def _ivr(client: CommsClient, emulator: Any, timeline: Timeline) -> None:
 
     await timeline.operation("sendDtmfTones", call.send_dtmf_tones(entered))
 
-    caller = next(
-        (p for p in await call.list_participants() if p.id != call.snapshot.my_participant_id),
-        None,
-    )
-    if caller is None or caller.id is None:
-        timeline.fail("no caller in the participant list")
-    else:
-        who = call.participant(caller.id)
-        await timeline.operation("startHoldMusic", who.start_hold_music(custom_prompt=HOLD_MUSIC))
-        await timeline.operation("stopHoldMusic", who.stop_hold_music())
-
+    if not await _hold(call, emulator, timeline):
+        return
     await timeline.operation("playPrompt goodbye", call.play_prompt([GOODBYE]))
     await call.hang_up()
     timeline.line("call", "hang up accepted (204)")
     ended = await call.wait_for_state(CallState.TERMINATED, timeout=5)
     info = ended.result_info
     timeline.line("call", f"ended: {info.code}/{info.subcode} {info.message}" if info else "ended")
+
+
+async def _hold(call: CallHandle, emulator: Any, timeline: Timeline) -> bool:
+    """Hold music for longer than a call lives without a keepAlive; False if the call
+    did not survive it."""
+    caller = next(
+        (p for p in await call.list_participants() if p.id != call.snapshot.my_participant_id),
+        None,
+    )
+    if caller is None or caller.id is None:
+        timeline.fail("no caller in the participant list")
+        return True
+    who = call.participant(caller.id)
+    await timeline.operation("startHoldMusic", who.start_hold_music(custom_prompt=HOLD_MUSIC))
+    timeline.line(
+        "call",
+        f"caller on hold for {HOLD_SECONDS:g} s, past the {KEEP_ALIVE_WINDOW:g} s"
+        " a call lives without a keepAlive",
+    )
+    await asyncio.sleep(HOLD_SECONDS)
+    if call.ended:
+        timeline.fail(f"the call ended while on hold: {call.result_info}")
+        return False
+    kept = emulator.calls[call.id].keep_alives
+    timeline.line("call", f"still {call.state!s} after the hold: {kept} keepAlives so far")
+    await timeline.operation("stopHoldMusic", who.stop_hold_music())
+    return True
 
 
 def _key(tone: ToneInfo) -> str:

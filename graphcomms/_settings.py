@@ -1,5 +1,6 @@
 """The client's settings, grouped as value objects: how operations are tracked, the
-bounds on what notifications can make it hold, and when a request is sent again."""
+bounds on what notifications can make it hold, when a request is sent again, and how
+the calls it owns are kept alive."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Limits", "RetryPolicy", "TrackingSettings"]
+__all__ = ["KeepAliveSettings", "Limits", "RetryPolicy", "TrackingSettings"]
 
 
 def _seconds(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -109,3 +110,45 @@ class RetryPolicy:
             wait = min(self.base_delay * 2.0**exponent, self.max_delay)
             wait *= 1.0 + rng.uniform(-self.jitter, self.jitter)
         return max(0.0, min(wait, self.max_delay))
+
+
+@attrs.frozen(kw_only=True)
+class KeepAliveSettings:
+    """How the client keeps the calls it owns alive.
+
+    Graph ends a call that has had no ``POST .../keepAlive`` for 45 minutes, with
+    ``408/8537``; it recommends one every 15 minutes (reference §9.2). The client sends
+    one for every call it created or answered, for as long as the call is live, from one
+    task: the calls' due times are spread over ``interval`` (the first one at random
+    within it, each later one ``interval`` away, moved by up to ``±jitter`` of it), and
+    at most ``max_in_flight`` keepAlives are on the wire at once.
+
+    - ``enabled``: ``False`` sends none (the bot then calls ``call.keep_alive()``).
+    - ``interval``: seconds between two keepAlives of one call (default 15 minutes).
+    - ``window``: how long Graph keeps a call without one (45 minutes). A failed
+      keepAlive (a 429 or 5xx the HTTP retries did not get past, a lost connection) is
+      tried again after ``retry_delay`` seconds, doubling up to ``max_retry_delay``;
+      when a call goes ``window`` seconds without an accepted one it is logged as an
+      error and counted (``stats.keep_alives_overdue``), and tried on.
+    - A keepAlive answered 404 means Graph has ended the call: it ends here too (its
+      pending operations fail with ``CallEndedError``, its state waiters wake).
+    """
+
+    enabled: bool = True
+    interval: float = attrs.field(default=900.0, validator=_positive_seconds)
+    jitter: float = attrs.field(default=0.1, validator=[_seconds, attrs.validators.le(0.5)])
+    window: float = attrs.field(default=2700.0, validator=_positive_seconds)
+    retry_delay: float = attrs.field(default=30.0, validator=_positive_seconds)
+    max_retry_delay: float = attrs.field(default=300.0, validator=_positive_seconds)
+    max_in_flight: int = attrs.field(default=16, validator=_count)
+
+    def __attrs_post_init__(self) -> None:
+        if self.interval >= self.window:
+            raise ValueError(
+                f"interval ({self.interval} s) must be shorter than window ({self.window} s)"
+            )
+        if self.retry_delay > self.max_retry_delay:
+            raise ValueError(
+                f"retry_delay ({self.retry_delay} s) must not exceed "
+                f"max_retry_delay ({self.max_retry_delay} s)"
+            )

@@ -12,7 +12,8 @@ class ClientStats:
     """Counters of one client, read as ``client.stats``.
 
     Current sizes (they go up and down): ``pending``, ``early_pending``, ``live_calls``,
-    ``untracked_calls``. Every other field counts since the client was made.
+    ``untracked_calls``, ``kept_alive_calls``. Every other field counts since the client
+    was made.
     """
 
     #: Operations being tracked now.
@@ -62,3 +63,14 @@ class ClientStats:
     untracked_calls: int = 0
     #: Such handles released to keep within the bound.
     untracked_released: int = 0
+    #: Calls this client keeps alive now (the ones it created or answered, still live).
+    kept_alive_calls: int = 0
+    #: keepAlives Graph accepted.
+    keep_alives_sent: int = 0
+    #: keepAlives that failed (throttled, 5xx, connection lost): each is tried again.
+    keep_alives_failed: int = 0
+    #: Times a call went ``KeepAliveSettings.window`` (Graph's 45 minutes) without an
+    #: accepted keepAlive (logged as an error): Graph may have ended it.
+    keep_alives_overdue: int = 0
+    #: Calls a keepAlive found gone (404): ended here, their operations failed.
+    calls_found_gone: int = 0

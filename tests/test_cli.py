@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -24,6 +25,11 @@ def test_demo_exits_zero_and_says_every_step_behaved(capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "OK: every step behaved" in out
     assert "recordResponse" in out
+    # The caller is held past the emulator's keepAlive window; keepAlives keep the call.
+    assert "still established after the hold" in out
+    sent = re.search(r"keepAlives (\d+) sent, 0 failed", out)
+    assert sent is not None
+    assert int(sent.group(1)) >= 3
 
 
 def test_a_command_is_required() -> None:
@@ -82,7 +88,23 @@ def test_emulator_defaults_take_any_token(served: dict[str, Any]) -> None:
         "seed": 0,
         "access_token": None,
         "readable_operations": "documented",
+        "bot_webhook_url": None,
+        "prompt_seconds": 0.05,
+        "keep_alive_window": 2700.0,
     }
+
+
+def test_emulator_bot_webhook_prompt_time_and_keep_alive_window(served: dict[str, Any]) -> None:
+    url = "http://127.0.0.1:9000/callback"
+    argv = ["emulator", "--bot-webhook-url", url, "--prompt-seconds", "0.5"]
+    assert main([*argv, "--keep-alive-window", "30"]) == 0
+    assert (served["bot_webhook_url"], served["prompt_seconds"]) == (url, 0.5)
+    assert served["keep_alive_window"] == 30.0
+    assert main(["emulator", "--keep-alive-window", "0"]) == 0
+    assert served["keep_alive_window"] is None  # 0: calls never end for want of a keepAlive
+    for bad in ("-1", "nan", "inf", "soon"):
+        with pytest.raises(SystemExit):
+            main(["emulator", "--keep-alive-window", bad])
 
 
 def test_emulator_reads_back_every_operation_on_request(served: dict[str, Any]) -> None:

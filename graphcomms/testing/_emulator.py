@@ -7,13 +7,15 @@ nothing from graphcomms' client side, so it is an independent check of the clien
 
 This module is the HTTP shell and the public API; the Graph behaviour is in
 ``_emulator_service``, delivery in ``_emulator_delivery``, JSON shapes in
-``_emulator_wire``.
+``_emulator_wire``, and the HTTP control API (for bots not written in Python) in
+``_emulator_control``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from random import Random
 from types import MappingProxyType
@@ -22,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from graphcomms.testing._emulator_auth import SigningKeys
+from graphcomms.testing._emulator_control import CONTROL_PREFIX, add_control_routes
 from graphcomms.testing._emulator_delivery import Notifier
 from graphcomms.testing._emulator_faults import FaultPlan, Faults, NotificationFault
 from graphcomms.testing._emulator_service import (
@@ -52,6 +55,7 @@ from graphcomms.testing._emulator_wire import (
 __all__ = [
     "DEFAULT_APP_ID",
     "DEFAULT_ISSUER",
+    "DEFAULT_KEEP_ALIVE_WINDOW",
     "DEFAULT_TENANT_ID",
     "Delivery",
     "EmulatedCall",
@@ -67,6 +71,8 @@ __all__ = [
 DEFAULT_APP_ID = "00000000-0000-0000-0000-0000000000b0"
 DEFAULT_TENANT_ID = "00000000-0000-0000-0000-0000000000a0"
 DEFAULT_ISSUER = "https://api.botframework.com"
+#: Graph ends a call after 45 minutes without a keepAlive (reference §9.2).
+DEFAULT_KEEP_ALIVE_WINDOW = 2700.0
 
 _API_PREFIXES = ("/v1.0/", "/beta/")
 _CALLS = r"/{ver:v1\.0|beta}/communications/calls"
@@ -99,6 +105,15 @@ class GraphEmulator:
     here does not come to rely on reading back what Graph may not serve. ``"all"``
     reads back every operation of a live call, terminal ones included: for tests of
     recovery paths that assume it.
+
+    ``keep_alive_window`` is how many seconds a call lives without a keepAlive: then it
+    ends with ``408/8537`` and its ``deleted`` notification, as Graph ends a call after
+    45 minutes (the default); a keepAlive on an ended call answers 404. Give a few
+    seconds in tests; ``None`` never ends a call for that.
+
+    ``bot_webhook_url`` is where incoming calls ring when no ``callback_uri`` is given.
+    The same operations are offered over HTTP under ``/_emulator/`` (see
+    ``control_url``), for bots and tests in any language.
     """
 
     def __init__(
@@ -116,9 +131,14 @@ class GraphEmulator:
         access_token: str | None = None,
         readable_operations: ReadableOperations = "documented",
         bot_webhook_url: str | None = None,
+        keep_alive_window: float | None = DEFAULT_KEEP_ALIVE_WINDOW,
     ) -> None:
         if prompt_seconds < 0:
             raise ValueError("prompt_seconds must be >= 0")
+        if keep_alive_window is not None and not (
+            keep_alive_window > 0 and math.isfinite(keep_alive_window)
+        ):
+            raise ValueError(f"keep_alive_window must be > 0 seconds, got {keep_alive_window!r}")
         _check_readable_operations(readable_operations)
         if access_token is not None and not access_token.strip():
             raise ValueError("access_token must not be empty")
@@ -151,6 +171,7 @@ class GraphEmulator:
             tenant_id=tenant_id,
             prompt_seconds=prompt_seconds,
             readable_operations=readable_operations,
+            keep_alive_window=keep_alive_window,
         )
         self._keys: SigningKeys | None = None
         self._notifier: Notifier | None = None
@@ -243,6 +264,11 @@ class GraphEmulator:
     def jwks_url(self) -> str:
         return f"{self.base_url}v1/keys"
 
+    @property
+    def control_url(self) -> str:
+        """The HTTP control API's root, ``http://host:port/_emulator``."""
+        return f"{self.base_url}{CONTROL_PREFIX.lstrip('/')}"
+
     # -- inspection and knobs ------------------------------------------------------------------
 
     @property
@@ -271,6 +297,11 @@ class GraphEmulator:
     def readable_operations(self, value: ReadableOperations) -> None:
         _check_readable_operations(value)
         self._service.readable_operations = value
+
+    @property
+    def keep_alive_window(self) -> float | None:
+        """Seconds a call lives without a keepAlive (None: no limit)."""
+        return self._service.keep_alive_window
 
     @property
     def faults(self) -> Faults:
@@ -457,6 +488,7 @@ class GraphEmulator:
         r.add_get("/recordings/{recording_id}", self._get_recording)
         r.add_get("/v1/.well-known/OpenIdConfiguration", self._openid_configuration)
         r.add_get("/v1/keys", self._jwks)
+        add_control_routes(app, self)
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
@@ -467,6 +499,8 @@ class GraphEmulator:
         try:
             if is_api:
                 await self._admit(request)
+            elif _is_control(request.path):
+                self._admit_control(request)
             response = await handler(request)
         except GraphError as exc:
             response = _error_response(exc, request_id, client_request_id)
@@ -488,14 +522,24 @@ class GraphEmulator:
         headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
         self.requests.append(RecordedRequest(request.method, request.path, body, headers))
         if self.require_auth:
-            token = bearer_token(request.headers.get("Authorization", ""))
-            if token is None:
-                raise unauthorized("Access token is empty.", token_given=False)
-            if self._access_token is not None and not same_secret(token, self._access_token):
-                raise unauthorized("Access token validation failure.", token_given=True)
+            self._check_bearer(request)
         failure = self._plan.request_failure(request.method, request.path, self._rng)
         if failure is not None:
             raise error_for_status(failure.status, retry_after=failure.retry_after)
+
+    def _admit_control(self, request: web.Request) -> None:
+        """The control API can end the bot's calls and cue faults: when the emulator
+        has an access token, control requests need it too."""
+        if self._access_token is not None:
+            self._check_bearer(request)
+
+    def _check_bearer(self, request: web.Request) -> None:
+        """A bearer token, and the access token when there is one; else Graph's 401."""
+        token = bearer_token(request.headers.get("Authorization", ""))
+        if token is None:
+            raise unauthorized("Access token is empty.", token_given=False)
+        if self._access_token is not None and not same_secret(token, self._access_token):
+            raise unauthorized("Access token validation failure.", token_given=True)
 
     def _ctx(self, request: web.Request) -> Ctx:
         return Ctx(f"{self.base_url}{request.match_info['ver']}/", request.path)
@@ -576,6 +620,10 @@ class GraphEmulator:
         )
 
 
+def _is_control(path: str) -> bool:
+    return path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")
+
+
 def _check_readable_operations(value: str) -> None:
     if value not in READABLE_OPERATIONS:
         raise ValueError(f"readable_operations must be one of {READABLE_OPERATIONS}, got {value!r}")
@@ -631,6 +679,8 @@ async def run_emulator(
     bot_webhook_url: str | None = None,
     access_token: str | None = None,
     readable_operations: ReadableOperations = "documented",
+    prompt_seconds: float = 0.05,
+    keep_alive_window: float | None = DEFAULT_KEEP_ALIVE_WINDOW,
 ) -> None:
     """Serve a GraphEmulator until cancelled, printing its URLs first (never the token)."""
     async with GraphEmulator(
@@ -640,17 +690,24 @@ async def run_emulator(
         bot_webhook_url=bot_webhook_url,
         access_token=access_token,
         readable_operations=readable_operations,
+        prompt_seconds=prompt_seconds,
+        keep_alive_window=keep_alive_window,
     ) as emulator:
         tokens = "the one given" if access_token is not None else "any non-empty bearer token"
+        control = "the API access token" if access_token is not None else "no token"
+        window = "never" if keep_alive_window is None else f"after {keep_alive_window:g} s"
         print(
             "graphcomms Graph emulator\n"
             f"  Graph v1.0:           {emulator.graph_url}\n"
             f"  Graph beta:           {emulator.beta_url}\n"
             f"  OpenID configuration: {emulator.openid_configuration_url}\n"
             f"  JWKS:                 {emulator.jwks_url}\n"
+            f"  control API:          {emulator.control_url} (needs {control})\n"
+            f"  bot webhook (incoming calls): {bot_webhook_url or 'none'}\n"
             f"  notification audience (app id): {emulator.app_id}\n"
             f"  API access token: {tokens}\n"
-            f"  operations read back: {readable_operations}",
+            f"  operations read back: {readable_operations}\n"
+            f"  calls without a keepAlive end: {window}",
             flush=True,
         )
         await asyncio.Event().wait()

@@ -25,6 +25,7 @@ from graphcomms.testing._emulator_wire import (
     ENDED_BY_CALLER,
     INTERRUPTED,
     JSON,
+    KEEP_ALIVE_TIMEOUT,
     KEY_TONES,
     MAX_CLIENT_CONTEXT,
     MAX_RECORD_DURATION,
@@ -112,10 +113,13 @@ class CallingService:
         tenant_id: str,
         prompt_seconds: float,
         readable_operations: ReadableOperations = "documented",
+        keep_alive_window: float | None = None,
     ) -> None:
         self.app_id = app_id
         self.tenant_id = tenant_id
         self.prompt_seconds = prompt_seconds
+        # Seconds a call lives without a keepAlive (None: forever); read at call creation.
+        self.keep_alive_window = keep_alive_window
         self.readable_operations = readable_operations
         self.calls: dict[str, EmulatedCall] = {}
         self.transfer_failures: list[tuple[int, int, str]] = []
@@ -136,6 +140,8 @@ class CallingService:
         return [task for task in self._tasks if not task.done()]
 
     async def aclose(self) -> None:
+        for call in self.calls.values():
+            _stop_keep_alive_timer(call)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -270,7 +276,30 @@ class CallingService:
         self._add_participant(call, call.my_participant_id, application_identity(self.app_id))
         self.calls[call_id] = call
         self._index[normalise_id(call_id)] = call
+        if self.keep_alive_window is not None:
+            # Emulator choice: the window runs from the call's creation for every call,
+            # an incoming one not yet answered included, and only keepAlive resets it.
+            loop = asyncio.get_running_loop()
+            call._keep_alive_deadline = loop.time() + self.keep_alive_window
+            call._keep_alive_timer = loop.call_at(
+                call._keep_alive_deadline, self._check_keep_alive, call
+            )
         return call
+
+    def _check_keep_alive(self, call: EmulatedCall) -> None:
+        """The keepAlive timer: end an inactive call with 408/8537 as Graph does (§9.2),
+        or look again at the deadline the last keepAlive moved."""
+        call._keep_alive_timer = None
+        if call.ended:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < call._keep_alive_deadline:
+            call._keep_alive_timer = loop.call_at(
+                call._keep_alive_deadline, self._check_keep_alive, call
+            )
+            return
+        _log.info("call %s received no keepAlive in time: ending it (408/8537)", call.id)
+        self._end_call(call, KEEP_ALIVE_TIMEOUT, terminating=False)
 
     def _find_call(self, call_id: str) -> EmulatedCall:
         call = self._index.get(normalise_id(call_id))
@@ -338,6 +367,7 @@ class CallingService:
         """End ``call``: queued media is dropped without notifications, then the call's
         ``terminating`` (optional) and ``deleted`` notifications are queued."""
         call.result_info = result_info(reason) if reason is not None else None
+        _stop_keep_alive_timer(call)
         call._media_queue.clear()
         call._media_current = None
         if call._media_task is not None:
@@ -1075,7 +1105,20 @@ class CallingService:
         return Reply(202)
 
     async def _keep_alive(self, ctx: Ctx, call: EmulatedCall, body: JSON) -> Reply:
+        """200 with no body; the call's inactivity window starts again. An ended call
+        never gets here: it answers 404 (§2.1)."""
+        call.keep_alives += 1
+        if self.keep_alive_window is not None:
+            # The timer itself is moved lazily, when it fires: a keepAlive costs no
+            # timer churn.
+            call._keep_alive_deadline = asyncio.get_running_loop().time() + self.keep_alive_window
         return Reply(200)
+
+
+def _stop_keep_alive_timer(call: EmulatedCall) -> None:
+    if call._keep_alive_timer is not None:
+        call._keep_alive_timer.cancel()
+        call._keep_alive_timer = None
 
 
 # -- request checks, shared by the handlers -----------------------------------------------

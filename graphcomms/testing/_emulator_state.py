@@ -131,6 +131,8 @@ class EmulatedCall:
     notifications_delivered: int = 0
     notifications_dropped: int = 0
     notifications_failed: int = 0
+    #: keepAlives the call received (200).
+    keep_alives: int = 0
     _rng: Random = field(default_factory=Random, repr=False)
     _etag: int = field(default=0, repr=False)
     _roster_sequence: int = field(default=0, repr=False)
@@ -138,6 +140,9 @@ class EmulatedCall:
     _media_current: EmulatedOperation | None = field(default=None, repr=False)
     _media_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _fail_transfer: tuple[int, int, str] | None = field(default=None, repr=False)
+    # Loop time by which the next keepAlive must come, and the timer that checks it.
+    _keep_alive_deadline: float = field(default=0.0, repr=False)
+    _keep_alive_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     @property
     def ended(self) -> bool:

@@ -38,6 +38,9 @@ ENDED_BY_BOT = (200, 7000, "The call was ended by the application.")
 ENDED_BY_CALLER = (200, 4097, "The call was ended by the other participant.")
 TRANSFERRED = (0, 7015, "GracefulTransferCompleted")
 REDIRECTED = (200, 5001, "The conversation has ended.")
+# The code and subcode are Graph's (§4.2: "the inactive call was cleaned up"); the
+# message is the emulator's wording.
+KEEP_ALIVE_TIMEOUT = (408, 8537, "The call was cleaned up: no keepAlive was received in time.")
 
 # Keys a caller presses -> Graph's `tone` enum. Graph's stopTones use the key
 # characters ("#", "1"), sendDtmfTones uses the enum names; both normalise here.

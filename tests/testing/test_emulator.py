@@ -707,6 +707,58 @@ async def test_keep_alive_works_then_404_after_the_call_ended(
     assert (await graph.request("GET", f"communications/calls/{call_id}"))[0] == 404
 
 
+async def test_a_call_without_keep_alive_ends_with_408_8537_as_graph_ends_it(
+    bot: Bot, http: aiohttp.ClientSession
+) -> None:
+    async with GraphEmulator(bot_webhook_url=bot.url, keep_alive_window=1.0) as emu:
+        bot.jwks_url = emu.jwks_url
+        graph = Graph(http, emu, bot)
+        call_id = await graph.create_call()
+        await asyncio.sleep(0.6)
+        assert (await graph.action(call_id, "keepAlive"))[:2] == (200, None)
+        await asyncio.sleep(0.6)  # 1.2 s since the call began: the keepAlive kept it
+        assert emu.calls[call_id].state == "established"
+        await asyncio.sleep(0.6)  # 1.2 s since the keepAlive: gone
+        assert emu.calls[call_id].state == "terminated"
+        await emu.drain()
+        last = bot.items(call_id)[-1]
+        assert (last["changeType"], last["resourceData"]["state"]) == ("deleted", "terminated")
+        info = last["resourceData"]["resultInfo"]
+        assert (info["code"], info["subcode"]) == (408, 8537)
+        assert emu.calls[call_id].result_info == info
+        assert emu.calls[call_id].keep_alives == 1
+        status, body, _ = await graph.action(call_id, "keepAlive")
+        assert (status, body["error"]["code"]) == (404, "itemNotFound")
+
+
+async def test_an_incoming_call_nobody_keeps_alive_ends_too(bot: Bot) -> None:
+    async with GraphEmulator(bot_webhook_url=bot.url, keep_alive_window=0.2) as emu:
+        bot.jwks_url = emu.jwks_url
+        call_id = await emu.simulate_incoming_call()
+        await asyncio.sleep(0.5)
+        await emu.drain()
+        assert [i["changeType"] for i in bot.items(call_id)] == ["created", "deleted"]
+        assert emu.calls[call_id].result_info["subcode"] == 8537
+
+
+async def test_without_a_keep_alive_window_calls_do_not_end(
+    bot: Bot, http: aiohttp.ClientSession
+) -> None:
+    async with GraphEmulator(bot_webhook_url=bot.url, keep_alive_window=None) as emu:
+        bot.jwks_url = emu.jwks_url
+        call_id = await Graph(http, emu, bot).create_call()
+        await asyncio.sleep(0.3)
+        assert emu.calls[call_id].state == "established"
+        assert emu.keep_alive_window is None
+
+
+def test_the_keep_alive_window_is_graphs_45_minutes_unless_told() -> None:
+    assert GraphEmulator().keep_alive_window == 2700.0
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            GraphEmulator(keep_alive_window=bad)
+
+
 @pytest.mark.parametrize(
     ("action", "body"),
     [
