@@ -121,7 +121,7 @@ class Reconciler:
             started.append(task)
         return started
 
-    async def _one_call(self, call_id: str, work: Awaitable[None]) -> None:
+    async def _one_call(self, call_id: str, work: Awaitable[object]) -> None:
         try:
             await work
         except Exception:
@@ -141,6 +141,9 @@ class Reconciler:
         self, call_id: str, raw_call: str, trackers: list[OperationTracker[Any]]
     ) -> None:
         read_call = False
+        # Types whose read-back Graph answered 404: unreadable only if the call turns out
+        # to be alive (a 404 on an ended call's operation says nothing about the type).
+        refused: dict[type[CommsOperation], int] = {}
         for tracker in trackers:
             if tracker.done():
                 continue
@@ -155,7 +158,7 @@ class Reconciler:
                 data = await self._read(self._actions.read_operation(raw_call, op_id))
             except ResponseError as exc:
                 if exc.status in _UNREADABLE and not issubclass(kind, _DOCUMENTED):
-                    self._not_readable(kind, exc.status)
+                    refused[kind] = exc.status
                 # Not readable, or gone: the call says whether anything is alive.
                 read_call = True
                 continue
@@ -173,8 +176,9 @@ class Reconciler:
                     tracker.status,
                     extra=log_extra(tracker),
                 )
-        if read_call:
-            await self._reconcile_call(call_id, raw_call)
+        if read_call and await self._reconcile_call(call_id, raw_call):
+            for kind, status in refused.items():
+                self._not_readable(kind, status)
 
     def _not_readable(self, kind: type[CommsOperation], status: int) -> None:
         if kind not in self._unreadable:
@@ -186,18 +190,20 @@ class Reconciler:
                 status,
             )
 
-    async def _reconcile_call(self, call_id: str, raw_call: str) -> None:
+    async def _reconcile_call(self, call_id: str, raw_call: str) -> bool:
+        """Read the call back and apply it; True when Graph says it is still live."""
         handle = self._calls.get(call_id)
         if handle is None:
-            return
+            return False
         self._stats.reconciliations += 1
         try:
             call = await self._read(self._actions.get_call(raw_call))
         except NotFoundError:
             _log.info("call %s is gone (404); failing its operations", raw_call)
             self._calls.apply_read(handle, None)
-            return
+            return False
         except GraphCommsError as exc:
             _log.warning("reconciling call %s failed: %s", raw_call, exc)
-            return
+            return False
         self._calls.apply_read(handle, call)
+        return not handle.ended

@@ -101,6 +101,66 @@ async def test_unreadable_operation_on_a_live_call_stays_pending(
     assert gets(mock_graph, CALL_URL) == 1
 
 
+OTHER_CALL_ID = "5a6b7c8d-1111-2222-3333-444455556666"
+OTHER_OP_ID = "9e8d7c6b-5a4f-4e3d-9c2b-1a0f9e8d7c6b"
+OTHER_CALL_URL = f"{GRAPH}communications/calls/{OTHER_CALL_ID}"
+OTHER_OP_URL = f"{OTHER_CALL_URL}/operations/{OTHER_OP_ID}"
+NOT_FOUND = {"error": {"code": "NotFound", "message": "x"}}
+ESTABLISHED = {"@odata.type": "#microsoft.graph.call", "state": "established"}
+
+
+async def start_other_prompt(client: CommsClient, mock: aioresponses) -> Any:
+    mock.post(
+        f"{OTHER_CALL_URL}/playPrompt",
+        payload={**running(), "id": OTHER_OP_ID},
+        headers={"Location": OTHER_OP_URL},
+    )
+    return await client.call(OTHER_CALL_ID).play_prompt([PROMPT])
+
+
+async def test_a_type_graph_will_not_read_back_on_a_live_call_is_not_asked_again(
+    client: CommsClient, mock_graph: aioresponses
+) -> None:
+    """Graph documents the read-back for addLargeGalleryView only: after a 404 on a live
+    call, other operations of that type are not asked about (their call is read)."""
+    await start_prompt(client, mock_graph, running())
+    mock_graph.get(OP_URL, status=404, payload=NOT_FOUND)
+    mock_graph.get(CALL_URL, payload={**ESTABLISHED, "id": CALL_ID})
+    await client.reconcile()
+    other = await start_other_prompt(client, mock_graph)
+    mock_graph.get(OTHER_CALL_URL, payload={**ESTABLISHED, "id": OTHER_CALL_ID})
+    await client.reconcile()
+    assert gets(mock_graph, OTHER_OP_URL) == 0
+    assert gets(mock_graph, OTHER_CALL_URL) == 1
+    assert not other.done()
+
+
+async def test_a_404_on_an_ended_calls_operation_says_nothing_about_its_type(
+    client: CommsClient, mock_graph: aioresponses
+) -> None:
+    """The operation of a call that is gone is gone too: that 404 must not stop the
+    read-back of the same type on other calls (a dropped result would then hang)."""
+    first = await start_prompt(client, mock_graph, running())
+    mock_graph.get(OP_URL, status=404, payload=NOT_FOUND)
+    mock_graph.get(CALL_URL, status=404, payload=NOT_FOUND)
+    await client.reconcile()
+    with pytest.raises(CallEndedError):
+        await first
+    other = await start_other_prompt(client, mock_graph)
+    mock_graph.get(
+        OTHER_OP_URL,
+        payload={
+            **running(),
+            "id": OTHER_OP_ID,
+            "status": "completed",
+            "resultInfo": {"code": 200, "subcode": 0},
+        },
+    )
+    await client.reconcile()
+    assert gets(mock_graph, OTHER_OP_URL) == 1
+    assert (await other).status is OperationStatus.COMPLETED
+
+
 async def test_terminated_call_found_by_reading_it_fails_trackers(
     client: CommsClient, mock_graph: aioresponses
 ) -> None:
