@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--json PATH] [--only NAME ...]``."""
+"""``python -m benchmarks [--quick] [--instructions] [--json PATH] [--only NAME ...]``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"run only these comparisons: {', '.join(COMPARISONS)}",
     )
     parser.add_argument("--repeats", type=int, help="rounds per comparison (at least 5)")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions for the in-process rows (ingest, action, scale):"
+        " perf stat where it works, else valgrind's callgrind (minutes, not seconds)",
+    )
+    parser.add_argument(
+        "--no-timing",
+        dest="timing",
+        action="store_false",
+        help="with --instructions: only the instruction counts, no wall-clock rows",
+    )
+    parser.add_argument(
+        "--counter",
+        choices=["auto", "perf", "callgrind"],
+        default="auto",
+        help="what counts instructions (default auto: perf if it can, else callgrind)",
+    )
+    parser.add_argument(
+        "--keep-profiles",
+        type=Path,
+        metavar="DIR",
+        help="with callgrind: keep each variant's profile of its last counted region in DIR,"
+        " for callgrind_annotate",
+    )
     peers = parser.add_mutually_exclusive_group()
     peers.add_argument(
         "--peers",
@@ -52,15 +77,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = sizes.with_repeats(args.repeats)
     if args.peers is not None:
         sizes = replace(sizes, peers=args.peers)
+    if not args.timing and not args.instructions:
+        parser.error("--no-timing leaves nothing to run without --instructions")
+    sizes = replace(
+        sizes,
+        instructions=args.instructions,
+        timing=args.timing,
+        counter=args.counter,
+        keep_profiles=None if args.keep_profiles is None else str(args.keep_profiles),
+    )
     paths = [DEFAULT_JSON] + ([args.json] if args.json is not None else [])
     command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
     document = run_suite(sizes, only=args.only, json_paths=paths, command=command)
 
     machine = document["machine"]
+    load = document["load_average"]
     print(
         f"\ngraphcomms benchmarks ({document['mode']}, {document['duration_s']} s):"
         f" {machine['nproc']} CPUs, {machine['cpu']}, Python {machine['python']},"
-        f" load average {document['load_average']['before']}\n"
+        f" graphcomms from {machine['library']['path']} ({machine['library']['revision']}),"
+        f" load average {load['before']} before, {load['after']} after\n"
     )
     print(document["table"])
     print(f"\nJSON: {', '.join(str(p) for p in paths)}")

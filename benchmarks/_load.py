@@ -100,7 +100,8 @@ def _requests(config: dict[str, Any], path: str, start: int, count: int) -> list
     )
     built = []
     for index in range(start, start + count):
-        body = completed_play_prompt(call_id, *sequenced_ids(index))
+        operation_id, context = sequenced_ids(index)
+        body = completed_play_prompt(call_id.hex, operation_id.hex, context)
         built.append(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
     return built
 

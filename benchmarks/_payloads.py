@@ -16,6 +16,7 @@ __all__ = [
     "completed_play_prompt",
     "encode",
     "new_ids",
+    "notification_url",
     "play_prompt_request",
     "running_play_prompt",
     "sequenced_ids",
@@ -29,9 +30,9 @@ def encode(document: Any) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
-def new_ids() -> tuple[uuid.UUID, str]:
-    """A fresh operation id and client context (graphcomms makes ``uuid4().hex``)."""
-    return uuid.uuid4(), uuid.uuid4().hex
+def new_ids() -> tuple[str, str]:
+    """A fresh operation id (normalised: lower-case hex, no hyphens) and client context."""
+    return uuid.uuid4().hex, uuid.uuid4().hex
 
 
 def sequenced_ids(index: int) -> tuple[uuid.UUID, str]:
@@ -40,9 +41,15 @@ def sequenced_ids(index: int) -> tuple[uuid.UUID, str]:
     return uuid.UUID(int=(1 << 100) + index), uuid.UUID(int=(2 << 100) + index).hex
 
 
-def completed_play_prompt(call_id: uuid.UUID, operation_id: uuid.UUID, context: str) -> bytes:
+def notification_url(call_key: str, operation_key: str) -> str:
+    """The ``resourceUrl`` of an operation as notifications spell it (§5.4): ids
+    upper-case and hyphen-less. Keys are normalised ids (``tracker.operation_id``)."""
+    return f"/communications/calls/{call_key.upper()}/operations/{operation_key.upper()}"
+
+
+def completed_play_prompt(call_key: str, operation_key: str, context: str) -> bytes:
     """The §5.4 "operation completed (playPrompt)" notification body."""
-    url = f"/communications/calls/{call_id.hex.upper()}/operations/{operation_id.hex.upper()}"
+    url = notification_url(call_key, operation_key)
     return encode(
         {
             "@odata.type": "#microsoft.graph.commsNotifications",

@@ -1,5 +1,5 @@
-"""Helper processes (the loopback servers and the load generator), spoken to in JSON
-lines over stdin/stdout.
+"""Helper processes (the loopback servers, the load generator, the counted children of
+``--instructions``), spoken to in JSON lines over stdin/stdout.
 
 A helper reads its configuration as the first line, answers each later line, and ends
 when its stdin closes -- so it also ends when this process dies -- or when its own
@@ -22,9 +22,36 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["Child", "Inbox", "reply"]
+__all__ = ["SYS_PATH_SETUP", "Child", "Inbox", "child_env", "python_command", "reply"]
 
 _ROOT = Path(__file__).resolve().parent.parent
+
+# A helper imports exactly what this process imported: this process's sys.path, in its
+# order, replaces the child's own (whose first entry would be its working directory).
+# So a run against another checkout of the library (PYTHONPATH=/that/checkout, started
+# outside this one) measures that library in every process, not this one's.
+SYS_PATH_VAR = "GRAPHCOMMS_BENCH_SYS_PATH"
+#: The line a child runs first to take our sys.path (it imports nothing new).
+SYS_PATH_SETUP = f"import os, sys; sys.path[:] = os.environ.pop({SYS_PATH_VAR!r}).split(os.pathsep)"
+_BOOT = (
+    f"{SYS_PATH_SETUP}; import runpy; sys.argv = sys.argv[1:]; "
+    "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)"
+)
+
+
+def python_command(module: str, *args: str) -> list[str]:
+    """``python -m module args...``, with this process's import path (see
+    :func:`child_env`)."""
+    return [sys.executable, "-c", _BOOT, module, *args]
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for :func:`python_command`: ours, plus our ``sys.path``."""
+    env = dict(os.environ)
+    env[SYS_PATH_VAR] = os.pathsep.join(p for p in sys.path if p)
+    if extra:
+        env.update(extra)
+    return env
 
 
 class Child:
@@ -32,16 +59,13 @@ class Child:
     always reaps the process and closes its pipes."""
 
     def __init__(self, module: str, config: Mapping[str, Any]) -> None:
-        env = dict(os.environ)
-        # The helpers import this package: make it importable wherever we were started.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
         self.module = module
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", module],
+            python_command(module),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=_ROOT,
-            env=env,
+            env=child_env(),
         )
         self._buffer = b""
         try:

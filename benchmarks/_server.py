@@ -8,7 +8,10 @@ comparison 2 talks to this same handler.
 ``/graphcomms`` is graphcomms' ``NotificationReceiver`` (token validation on) feeding a
 ``CommsClient`` whose pending trackers the notifications resolve, ``/bare`` is the
 least an aiohttp handler can do -- plus, on a second port, the OpenID configuration and
-JWKS the validator loads its key from.
+JWKS the validator loads its key from. The client is in steady state (finished-work
+memory full) before it listens; ``{"cmd": "prepare", "start", "count"}`` makes the
+next round's pending trackers (``await call.play_prompt(...)`` against the in-process
+fake Graph, with the ids the load process will notify) and a task awaiting each.
 
 Both answer ``{"port": N}`` once listening, ``{"cmd": "stats"}`` with counters, and
 stop at EOF on stdin or at their deadline.
@@ -102,7 +105,8 @@ async def _bare(request: web.Request) -> web.Response:
 
 
 async def _serve_webhook(config: dict[str, Any], commands: AsyncIterator[dict[str, Any]]) -> None:
-    from benchmarks._tracking import add_pending, offline_client
+    from benchmarks._fakegraph import FakeGraphSession
+    from benchmarks._tracking import CallPool, await_each, bot_client, fill_finished, play_prompts
     from graphcomms.webhook import (
         NotificationReceiver,
         TokenValidationSettings,
@@ -111,12 +115,17 @@ async def _serve_webhook(config: dict[str, Any], commands: AsyncIterator[dict[st
     )
 
     key_runner, key_port = await _listen(_key_app(config["jwk"]))
-    client = offline_client()
-    call_id = uuid.UUID(hex=config["call_id"])
-    # Every notification the load will send to /graphcomms finds its tracker pending.
-    for index in range(config["pending"]):
-        operation_id, context = sequenced_ids(index)
-        add_pending(client, call_id, operation_id, context)
+    # The operation ids the load process will notify, handed out by the fake Graph's
+    # answers: the pending trackers are made through the public API, as a bot makes them.
+    operation_ids: dict[str, str] = {}
+    session = FakeGraphSession(
+        lambda context: operation_ids.pop(context, None) or str(uuid.uuid4())
+    )
+    client, limit = bot_client(session, finished_limit=config.get("finished_limit"))
+    # Steady state: finished-work memory full before the first request (see _tracking).
+    await fill_finished(client, CallPool(), limit)
+    call_id = str(uuid.UUID(hex=config["call_id"]))
+    waiting: list[asyncio.Task[Any]] = []
     validator = TokenValidator(
         TokenValidationSettings(
             app_id=config["app_id"],
@@ -129,9 +138,22 @@ async def _serve_webhook(config: dict[str, Any], commands: AsyncIterator[dict[st
     try:
         if not await validator.refresh_keys():
             raise RuntimeError("the validator could not load the benchmark's key")
-        reply({"port": port})
+        reply({"port": port, "finished_limit": limit})
         async for message in commands:
+            if message.get("cmd") == "prepare":
+                # The next round's pending trackers, each awaited by a task, untimed.
+                contexts = []
+                for index in range(message["start"], message["start"] + message["count"]):
+                    operation_id, context = sequenced_ids(index)
+                    operation_ids[context] = str(operation_id)
+                    contexts.append(context)
+                calls = [call_id] * len(contexts)
+                trackers = await play_prompts(client, calls, contexts)
+                waiting.extend(await await_each(trackers))
+                reply({"prepared": len(trackers), "pending": client.stats.pending})
+                continue
             stats = client.stats
+            woken = [t for t in waiting if t.done()]
             reply(
                 {
                     "resolved": stats.resolved,
@@ -139,6 +161,9 @@ async def _serve_webhook(config: dict[str, Any], commands: AsyncIterator[dict[st
                     "unmatched": stats.unmatched,
                     "early_buffered": stats.early_buffered,
                     "bad_items": stats.bad_items,
+                    "awaiting": len(waiting) - len(woken),
+                    "woken": len(woken),
+                    "failed_waits": sum(1 for t in woken if t.exception() is not None),
                     "token_verifications": validator.stats.verifications,
                     "token_cache_hits": validator.stats.cache_hits,
                     "cmd": message.get("cmd"),
@@ -148,6 +173,7 @@ async def _serve_webhook(config: dict[str, Any], commands: AsyncIterator[dict[st
         await runner.cleanup()  # closes the receiver and its validator
         await key_runner.cleanup()
         await client.aclose()
+        await asyncio.gather(*waiting, return_exceptions=True)
 
 
 async def main() -> None:

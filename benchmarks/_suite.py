@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from benchmarks._harness import Row, Sizes
 
-__all__ = ["COMPARISONS", "DEFAULT_JSON", "machine", "render_table", "run_suite"]
+__all__ = ["COMPARISONS", "COUNTED", "DEFAULT_JSON", "machine", "render_table", "run_suite"]
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -35,6 +35,12 @@ def _roundtrip(sizes: Sizes) -> list[Row]:
     from benchmarks.roundtrip import run_roundtrip
 
     return run_roundtrip(sizes)
+
+
+def _action(sizes: Sizes) -> list[Row]:
+    from benchmarks.action import run_action
+
+    return run_action(sizes)
 
 
 def _webhook(sizes: Sizes) -> list[Row]:
@@ -65,11 +71,15 @@ def _coldstart(sizes: Sizes) -> list[Row]:
 COMPARISONS: dict[str, Comparison] = {
     "ingest": _ingest,
     "roundtrip": _roundtrip,
+    "action": _action,
     "webhook": _webhook,
     "memory": _memory,
     "scale": _scale,
     "coldstart": _coldstart,
 }
+
+#: The comparisons with instruction-count rows; the only ones ``--no-timing`` runs.
+COUNTED = ("ingest", "action", "scale")
 
 _PACKAGES = (
     "graphcomms",
@@ -97,19 +107,28 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _revision() -> str | None:
+def _revision(where: Path) -> str | None:
     try:
         done = subprocess.run(
             ["git", "describe", "--always", "--dirty"],
             capture_output=True,
             text=True,
             timeout=10,
-            cwd=Path(__file__).resolve().parent,
+            cwd=where,
             check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None
+
+
+def _library() -> dict[str, Any]:
+    """Which graphcomms was measured: a run against another checkout (PYTHONPATH)
+    says so here, since package metadata names the installed one."""
+    import graphcomms
+
+    where = Path(graphcomms.__file__).resolve().parent
+    return {"path": str(where), "revision": _revision(where)}
 
 
 def machine() -> dict[str, Any]:
@@ -127,7 +146,8 @@ def machine() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "packages": packages,
-        "revision": _revision(),
+        "revision": _revision(Path(__file__).resolve().parent),
+        "library": _library(),
     }
 
 
@@ -182,6 +202,8 @@ def run_suite(
     ``json_paths``. ``command`` is recorded as the way to reproduce the run.
     """
     names = list(COMPARISONS) if only is None else [n for n in COMPARISONS if n in only]
+    if not sizes.timing:
+        names = [n for n in names if n in COUNTED]
     unknown = set(only or ()) - set(COMPARISONS)
     if unknown:
         raise ValueError(f"unknown comparisons: {', '.join(sorted(unknown))}")
@@ -189,8 +211,14 @@ def run_suite(
     load_before = _load()
     started = time.perf_counter()
     rows: list[Row] = []
+    loads: dict[str, list[float] | None] = {}
     for name in names:
-        print(f"[{time.perf_counter() - started:6.1f} s] running {name} ...", file=log, flush=True)
+        loads[name] = _load()
+        print(
+            f"[{time.perf_counter() - started:6.1f} s] running {name} (load {loads[name]}) ...",
+            file=log,
+            flush=True,
+        )
         try:
             rows.extend(COMPARISONS[name](sizes))
         except Exception as exc:
@@ -199,11 +227,15 @@ def run_suite(
             rows.append(Row(key=name, title=name, target=None, error=error))
     document = {
         "suite": "graphcomms benchmarks",
-        "mode": sizes.name,
+        "mode": sizes.name
+        + ("" if sizes.timing else ", no timing")
+        + (", instructions" if sizes.instructions else ""),
         "command": command,
         "started_at": started_at.isoformat(timespec="seconds"),
         "duration_s": round(time.perf_counter() - started, 1),
-        "load_average": {"before": load_before, "after": _load()},
+        # 1, 5 and 15 minutes, as os.getloadavg() gives them; two CPUs here, so a load
+        # over 2 means the benchmark shared them with other work.
+        "load_average": {"before": load_before, "per_comparison": loads, "after": _load()},
         "machine": machine(),
         "sizes": asdict(sizes),
         "rows": [row.to_json() for row in rows],

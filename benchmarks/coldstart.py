@@ -9,7 +9,6 @@ bytecode caches, as any install does.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from benchmarks import _peers
 from benchmarks._harness import Row, Series, Sizes, Target, paired
 from benchmarks._payloads import encode, running_play_prompt
+from benchmarks._procs import SYS_PATH_SETUP, child_env
 
 __all__ = ["run_coldstart"]
 
@@ -34,8 +34,11 @@ operation = structure_operation(json.loads(BODY))
 assert type(operation).__name__ == "PlayPromptOperation", operation
 """
 
-# Wraps either snippet: BODY is the answer's bytes, the time goes to stdout.
+# Wraps either snippet: BODY is the answer's bytes, the time goes to stdout. The
+# child takes this process's import path first (untimed), so that it imports the
+# library this run measures.
 _HARNESS = """
+{setup}
 import time
 _started = time.perf_counter()
 BODY = {body!r}
@@ -47,12 +50,12 @@ print(time.perf_counter() - _started)
 def _cold(code: str) -> tuple[float, float]:
     """(seconds inside the child, the child's wall time seen from here)."""
     body = encode(running_play_prompt("0fe0623f-d628-42ed-b4bd-8ac290072cc5", "ctx"))
-    env = dict(os.environ)
+    env = child_env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.pop("PYTHONPROFILEIMPORTTIME", None)
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", _HARNESS.format(body=body, code=code)],
+        [sys.executable, "-c", _HARNESS.format(setup=SYS_PATH_SETUP, body=body, code=code)],
         capture_output=True,
         text=True,
         timeout=300,

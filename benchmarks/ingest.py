@@ -1,242 +1,390 @@
 """Comparisons 1 and 5: notification ingest in process, and its cost at scale.
 
-Each round builds its pending work and its bodies untimed, then times only the loop
-that ingests them. Every body is the §5.4 completed-playPrompt envelope and resolves
-one pending future: the floor's, the SDK's or a tracker's (which has the future an
-``await tracker`` would have made, see :func:`benchmarks._tracking.attach_waiter`).
+What is measured is what a bot pays when Graph's notification comes:
+``client.feed(bytes)``, the tracker resolved, and the task in ``await tracker`` woken
+and finished. Everything before is untimed ``prepare``: pending trackers made the
+way a bot makes them (``await call.play_prompt(...)`` against the in-process fake
+Graph, one operation pending per call), a task awaiting each, and the §5.4
+completed-playPrompt bodies. The client is in steady state before the first round:
+its finished-work memory is full (:func:`benchmarks._tracking.fill_finished`), so every
+measured resolution evicts an old entry, as in a bot that has run for a while.
+
+The floors do the least any code could do for the same job, with the same waiting
+tasks: decode (``orjson.loads``, the decoder graphcomms itself uses when the ``fast``
+extra is installed, or ``json.loads``), pop the pending future by ``resourceUrl``,
+``set_result``, and wake the task awaiting it. The SDK variant reads each body into
+msgraph-beta-sdk's models, then pops and resolves the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import random
-import uuid
-from collections.abc import Callable
+import time
 from typing import Any
 
 from benchmarks import _peers
-from benchmarks._harness import Row, Series, Sizes, Target, compare, timed
-from benchmarks._payloads import completed_play_prompt, new_ids
-from benchmarks._tracking import add_pending, attach_waiter, offline_client
+from benchmarks._fakegraph import FakeGraphSession
+from benchmarks._harness import (
+    Row,
+    Series,
+    Sizes,
+    Target,
+    Workload,
+    interleave,
+    paired,
+    workload_round,
+)
+from benchmarks._instructions import CountSpec, Variant, counted_rows
+from benchmarks._payloads import completed_play_prompt, new_ids, notification_url
+from benchmarks._tracking import (
+    CallPool,
+    await_each,
+    bot_client,
+    completions,
+    fill_finished,
+    finished_remembered,
+    play_prompts,
+)
 from graphcomms import CommsClient
-from graphcomms._tracker import OperationTracker
 
-__all__ = ["run_ingest", "run_scale"]
+__all__ = [
+    "FloorIngest",
+    "GraphcommsIngest",
+    "ScalePool",
+    "run_ingest",
+    "run_scale",
+]
 
-FLOOR_TARGET = Target(">=", 0.75)
+# Issue 16: at most twice the orjson floor in instructions, and 0.4x of it in time.
+ORJSON_TARGET = Target(">=", 0.4)
+ORJSON_INSTRUCTIONS_TARGET = Target(">=", 0.5)
+JSON_TARGET = Target(">=", 0.75)
 SDK_TARGET = Target(">=", 1000)
 SCALE_TARGET = Target("<=", 1.3)
 
-_CALL = uuid.UUID("421f4c00-4436-4c3a-9d9a-c4924b1e5e5f")
 
-Bodies = list[bytes]
-
-
-def _resource_url(operation_id: uuid.UUID) -> str:
-    return f"/communications/calls/{_CALL.hex.upper()}/operations/{operation_id.hex.upper()}"
-
-
-def _throughput(n: int, seconds: float) -> float:
-    return n / seconds
+def _check_tasks(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        if not task.done():
+            raise RuntimeError("a waiting task was not woken by its notification")
+        task.result()  # a failed operation or a stray exception fails the round
 
 
-# -- the variants ----------------------------------------------------------------------
+class GraphcommsIngest:
+    """``client.feed(bytes)`` -> tracker resolved -> its awaiting task woken."""
+
+    item = "notif"
+
+    def __init__(self, *, finished_limit: int | None = None) -> None:
+        self._finished_limit = finished_limit
+        self.facts: dict[str, Any] = {}
+        self._calls = CallPool()
+        self._bodies: list[bytes] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._client: CommsClient | None = None
+
+    @property
+    def client(self) -> CommsClient:
+        assert self._client is not None, "open() first"
+        return self._client
+
+    async def open(self) -> None:
+        self._client, limit = bot_client(FakeGraphSession(), finished_limit=self._finished_limit)
+        started = time.perf_counter()
+        await fill_finished(self.client, self._calls, limit)
+        self.facts.update(
+            finished_limit=limit,
+            fill_seconds=round(time.perf_counter() - started, 2),
+            finished_remembered_at_start=[],
+        )
+
+    async def prepare(self, count: int) -> None:
+        ids, keys = self._calls.first(count)
+        started = time.perf_counter()
+        trackers = await play_prompts(self.client, ids)
+        self._bodies = completions(keys, trackers)
+        self._tasks = await await_each(trackers)
+        # What making one pending tracker and its waiting task costs (untimed setup).
+        self.facts["setup_us_per_item"] = round((time.perf_counter() - started) / count * 1e6, 1)
+        remembered = finished_remembered(self.client)
+        self.facts["finished_remembered_at_start"].append(remembered)
+        if remembered is not None and remembered < self.facts["finished_limit"]:
+            raise RuntimeError(f"finished-work memory not full: {remembered}")
+
+    async def run(self, count: int) -> None:
+        feed = self.client.feed
+        for body in self._bodies:
+            feed(body)
+        # The tasks wake in the order their trackers resolved: the last one done, all are.
+        await self._tasks[-1]
+
+    def check(self) -> None:
+        _check_tasks(self._tasks)
+        if self.client.stats.pending != 0:
+            raise RuntimeError(f"{self.client.stats.pending} trackers still pending")
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
 
 
-def _graphcomms_round(client: CommsClient, n: int) -> Callable[[], float]:
-    """``client.feed(bytes)``, each body resolving one pending tracker."""
+class FloorIngest:
+    """The least any code does: decode, pop the future, ``set_result``, wake the task.
 
-    def round_() -> float:
+    ``decoder`` is ``"orjson"``, ``"json"``, or ``"sdk"`` (msgraph-beta-sdk's parse
+    into its models instead of a plain decode).
+    """
+
+    item = "notif"
+
+    def __init__(self, *, decoder: str) -> None:
+        if decoder not in ("orjson", "json", "sdk"):
+            raise ValueError(f"unknown decoder {decoder!r}")
+        self.decoder = decoder
+        self.facts: dict[str, Any] = {}
+        self._calls = CallPool()
+        self._pending: dict[str, asyncio.Future[Any]] = {}
+        self._bodies: list[bytes] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def open(self) -> None:
+        if self.decoder == "sdk":
+            from benchmarks._sdk import notification_parser
+
+            self._parse = notification_parser()
+        elif self.decoder == "orjson":
+            import orjson
+
+            self._loads = orjson.loads
+        else:
+            self._loads = json.loads
+
+    async def prepare(self, count: int) -> None:
         loop = asyncio.get_running_loop()
-        trackers: list[OperationTracker[Any]] = []
-        bodies: Bodies = []
-        for _ in range(n):
-            operation_id, context = new_ids()
-            tracker = add_pending(client, _CALL, operation_id, context)
-            attach_waiter(tracker, loop)
-            trackers.append(tracker)
-            bodies.append(completed_play_prompt(_CALL, operation_id, context))
-        feed = client.feed
-
-        def ingest() -> None:
-            for body in bodies:
-                feed(body)
-
-        seconds = timed(ingest)
-        if not all(tracker.done() for tracker in trackers):
-            raise RuntimeError("a notification did not resolve its tracker")
-        return _throughput(n, seconds)
-
-    return round_
-
-
-def _floor_round(n: int) -> Callable[[], float]:
-    """The least any library can do: ``json.loads``, pop the future, ``set_result``."""
-
-    def round_() -> float:
-        loop = asyncio.get_running_loop()
+        _, keys = self._calls.first(count)
         pending: dict[str, asyncio.Future[Any]] = {}
-        bodies: Bodies = []
-        for _ in range(n):
-            operation_id, context = new_ids()
-            pending[_resource_url(operation_id)] = loop.create_future()
-            bodies.append(completed_play_prompt(_CALL, operation_id, context))
-        loads = json.loads
+        bodies = []
+        for key in keys:
+            operation, context = new_ids()
+            pending[notification_url(key, operation)] = loop.create_future()
+            bodies.append(completed_play_prompt(key, operation, context))
+        self._pending, self._bodies = pending, bodies
+        self._tasks = await await_each(list(pending.values()))
 
-        def ingest() -> None:
-            for body in bodies:
-                item = loads(body)["value"][0]
-                pending.pop(item["resourceUrl"]).set_result(item["resourceData"])
-
-        seconds = timed(ingest)
-        if pending:
-            raise RuntimeError("the floor left futures pending")
-        return _throughput(n, seconds)
-
-    return round_
-
-
-def _sdk_round(n: int) -> Callable[[], float]:
-    """msgraph-beta-sdk: its JSON parse node into its models, then pop and resolve."""
-    from benchmarks._sdk import notification_parser
-
-    parse = notification_parser()
-
-    def round_() -> float:
-        loop = asyncio.get_running_loop()
-        pending: dict[str, asyncio.Future[Any]] = {}
-        bodies: Bodies = []
-        for _ in range(n):
-            operation_id, context = new_ids()
-            pending[_resource_url(operation_id)] = loop.create_future()
-            bodies.append(completed_play_prompt(_CALL, operation_id, context))
-
-        def ingest() -> None:
-            for body in bodies:
+    async def run(self, count: int) -> None:
+        pending = self._pending
+        if self.decoder == "sdk":
+            parse = self._parse
+            for body in self._bodies:
                 for note in parse(body):
                     pending.pop(note.resource_url or "").set_result(note.resource_data)
+        else:
+            loads = self._loads
+            for body in self._bodies:
+                item = loads(body)["value"][0]
+                pending.pop(item["resourceUrl"]).set_result(item["resourceData"])
+        await self._tasks[-1]
 
-        seconds = timed(ingest)
-        if pending:
-            raise RuntimeError("the SDK variant left futures pending")
-        return _throughput(n, seconds)
+    def check(self) -> None:
+        _check_tasks(self._tasks)
+        if self._pending:
+            raise RuntimeError("the floor left futures pending")
 
-    return round_
-
-
-def _as_async(fn: Callable[[], float]) -> Callable[[], Any]:
-    async def round_() -> float:
-        return fn()
-
-    return round_
+    async def aclose(self) -> None:
+        return None
 
 
 # -- comparison 1 ----------------------------------------------------------------------
 
 
+def _gc_variant(finished_limit: int | None) -> Variant:
+    return Variant(
+        "graphcomms", "benchmarks.ingest:GraphcommsIngest", {"finished_limit": finished_limit}
+    )
+
+
+def _floor_variant(decoder: str) -> Variant:
+    return Variant(f"{decoder} floor", "benchmarks.ingest:FloorIngest", {"decoder": decoder})
+
+
+async def _opened(*workloads: Workload) -> None:
+    for workload in workloads:
+        await workload.open()
+
+
 def run_ingest(sizes: Sizes) -> list[Row]:
-    """graphcomms ``feed`` against the floor, then against the SDK (fewer per round:
-    it is three orders slower, and per-notification cost does not depend on n)."""
-    floor_row = Row(
-        key="ingest.floor",
-        title="1. ingest: feed(bytes) vs json.loads+pop+set_result",
-        target=FLOOR_TARGET,
-        ratio_meaning="graphcomms throughput / floor throughput",
+    """graphcomms against the orjson and json floors (interleaved in the same rounds),
+    then against the SDK (fewer per round: it is three orders slower, and a
+    per-notification cost does not depend on n); then, with ``--instructions``, the
+    two floors in instructions."""
+    meaning = "graphcomms throughput / floor throughput"
+    orjson_row = Row(
+        key="ingest.orjson",
+        title="1. ingest: feed(bytes)->resolved->task woken vs orjson.loads+pop+set_result",
+        target=ORJSON_TARGET,
+        ratio_meaning=meaning,
+    )
+    json_row = Row(
+        key="ingest.json",
+        title="1. ingest: feed(bytes)->resolved->task woken vs json.loads+pop+set_result",
+        target=JSON_TARGET,
+        ratio_meaning=meaning,
     )
     sdk_row = Row(
         key="ingest.sdk",
-        title="1. ingest: feed(bytes) vs msgraph-beta-sdk parse+resolve",
+        title="1. ingest: feed(bytes)->resolved->task woken vs msgraph-beta-sdk parse+resolve",
         target=SDK_TARGET,
         ratio_meaning="graphcomms throughput / SDK throughput",
     )
-    rows = [floor_row, sdk_row]
+    rows: list[Row] = []
 
     async def main() -> None:
-        client = offline_client()
+        ours = GraphcommsIngest(finished_limit=sizes.finished_limit)
+        orjson_floor, json_floor = FloorIngest(decoder="orjson"), FloorIngest(decoder="json")
         try:
-            await compare(
-                floor_row,
-                (
-                    Series("graphcomms feed", "notif/s"),
-                    _as_async(_graphcomms_round(client, sizes.ingest_n)),
-                ),
-                (Series("floor", "notif/s"), _as_async(_floor_round(sizes.ingest_n))),
+            await _opened(ours, orjson_floor, json_floor)
+            n = sizes.ingest_n
+            subject = Series("graphcomms", "notif/s")
+            by_orjson, by_json = Series("orjson floor", "notif/s"), Series("json floor", "notif/s")
+            await interleave(
+                [
+                    (subject, workload_round(ours, n)),
+                    (by_orjson, workload_round(orjson_floor, n)),
+                    (by_json, workload_round(json_floor, n)),
+                ],
                 repeats=sizes.repeats,
             )
-            floor_row.extra["n_per_round"] = sizes.ingest_n
-            # graphcomms decodes with orjson when the "fast" extra installed it; the floor
-            # is json.loads as the issue defines it, so say which one was measured.
-            floor_row.extra["orjson_installed"] = importlib.util.find_spec("orjson") is not None
+            for row, floor in ((orjson_row, by_orjson), (json_row, by_json)):
+                row.subject, row.baseline = subject, floor
+                row.ratios = paired(subject, floor, lambda s, b: s / b)
+                row.extra.update(n_per_round=n, graphcomms=dict(ours.facts))
+            rows.extend([orjson_row, json_row])
 
+            rows.append(sdk_row)
             sdk_row.skipped = _peers.skip_reason(sizes.peers)
             if sdk_row.skipped is not None:
                 return
-            await compare(
-                sdk_row,
-                (
-                    Series("graphcomms feed", "notif/s"),
-                    _as_async(_graphcomms_round(client, sizes.ingest_sdk_n)),
-                ),
-                (Series(_peers.PACKAGE, "notif/s"), _as_async(_sdk_round(sizes.ingest_sdk_n))),
+            sdk = FloorIngest(decoder="sdk")
+            await sdk.open()
+            ours_small, theirs = Series("graphcomms", "notif/s"), Series(_peers.PACKAGE, "notif/s")
+            m = sizes.ingest_sdk_n
+            await interleave(
+                [(ours_small, workload_round(ours, m)), (theirs, workload_round(sdk, m))],
                 repeats=sizes.repeats,
             )
-            sdk_row.extra["n_per_round"] = sizes.ingest_sdk_n
+            sdk_row.subject, sdk_row.baseline = ours_small, theirs
+            sdk_row.ratios = paired(ours_small, theirs, lambda s, b: s / b)
+            sdk_row.extra["n_per_round"] = m
         finally:
-            await client.aclose()
+            await ours.aclose()
 
-    asyncio.run(main())
+    if sizes.timing:
+        asyncio.run(main())
+    if sizes.instructions:
+        rows.extend(_ingest_counts(sizes))
     return rows
+
+
+def _ingest_counts(sizes: Sizes) -> list[Row]:
+    ours = _gc_variant(sizes.instr_finished_limit)
+    common = {"n": sizes.instr_n, "warmup": sizes.instr_warmup}
+    meaning = "floor instructions / graphcomms instructions (0.5: twice the floor)"
+    return counted_rows(
+        [
+            CountSpec(
+                key="ingest.orjson.instructions",
+                title="1. ingest, instructions: feed->resolved->task woken vs orjson floor",
+                target=ORJSON_INSTRUCTIONS_TARGET,
+                subject=ours,
+                baseline=_floor_variant("orjson"),
+                ratio_meaning=meaning,
+                **common,
+            ),
+            CountSpec(
+                key="ingest.json.instructions",
+                title="1. ingest, instructions: feed->resolved->task woken vs json floor",
+                target=None,
+                subject=ours,
+                baseline=_floor_variant("json"),
+                ratio_meaning=meaning,
+                **common,
+            ),
+        ],
+        sizes,
+    )
 
 
 # -- comparison 5 ----------------------------------------------------------------------
 
 
-class _PendingPool:
-    """A client kept at exactly ``size`` pending trackers at the start of each round."""
+class ScalePool:
+    """A client holding ``pending`` pending trackers (each on a call of its own) at the
+    start of every round; a round resolves ``count`` of them, picked at random (the
+    notification for a tracker made long ago touches memory no longer in cache, as in
+    a busy bot), with a task awaiting each of those."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.client = offline_client()
-        self._pending: list[tuple[OperationTracker[Any], uuid.UUID, str]] = []
-        self._random = random.Random(size)
+    item = "notif"
 
-    def top_up(self, loop: asyncio.AbstractEventLoop) -> None:
-        while len(self._pending) < self.size:
-            operation_id, context = new_ids()
-            tracker = add_pending(self.client, _CALL, operation_id, context)
-            attach_waiter(tracker, loop)
-            self._pending.append((tracker, operation_id, context))
+    def __init__(self, *, pending: int, finished_limit: int | None = None) -> None:
+        self.size = pending
+        self._finished_limit = finished_limit
+        self.facts: dict[str, Any] = {}
+        self._calls = CallPool()
+        self._free: list[tuple[str, str]] = []  # (call id, key) with nothing pending
+        self._pool: list[tuple[Any, bytes, tuple[str, str]]] = []
+        self._random = random.Random(pending)
+        self._bodies: list[bytes] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._client: CommsClient | None = None
 
-    def take(self, count: int) -> list[tuple[OperationTracker[Any], uuid.UUID, str]]:
-        """``count`` trackers picked at random: the notification for a tracker made long
-        ago touches memory that is no longer in cache, as in a busy bot."""
-        pending = self._pending
-        taken = []
+    @property
+    def client(self) -> CommsClient:
+        assert self._client is not None, "open() first"
+        return self._client
+
+    async def open(self) -> None:
+        self._client, limit = bot_client(FakeGraphSession(), finished_limit=self._finished_limit)
+        await fill_finished(self.client, self._calls, limit)
+        ids, keys = self._calls.first(max(self.size, 1))
+        self._free = list(zip(ids, keys, strict=True))
+        self.facts["finished_limit"] = limit
+
+    async def _top_up(self) -> None:
+        missing = self.size - len(self._pool)
+        if missing <= 0:
+            return
+        calls = [self._free.pop() for _ in range(missing)]
+        trackers = await play_prompts(self.client, [c for c, _ in calls])
+        bodies = completions([k for _, k in calls], trackers)
+        self._pool.extend(zip(trackers, bodies, calls, strict=True))
+
+    async def prepare(self, count: int) -> None:
+        await self._top_up()
+        if count > len(self._pool):
+            raise ValueError(f"cannot take {count} of {len(self._pool)} pending")
+        pool, taken = self._pool, []
         for _ in range(count):
-            index = self._random.randrange(len(pending))
-            pending[index], pending[-1] = pending[-1], pending[index]
-            taken.append(pending.pop())
-        return taken
+            index = self._random.randrange(len(pool))
+            pool[index], pool[-1] = pool[-1], pool[index]
+            taken.append(pool.pop())
+        self._free.extend(call for _, _, call in taken)
+        self._bodies = [body for _, body, _ in taken]
+        self._tasks = await await_each([tracker for tracker, _, _ in taken])
 
-    def round(self, batch: int) -> Callable[[], Any]:
-        async def round_() -> float:
-            self.top_up(asyncio.get_running_loop())
-            taken = self.take(batch)
-            bodies = [completed_play_prompt(_CALL, op, ctx) for _, op, ctx in taken]
-            feed = self.client.feed
+    async def run(self, count: int) -> None:
+        feed = self.client.feed
+        for body in self._bodies:
+            feed(body)
+        await self._tasks[-1]
 
-            def ingest() -> None:
-                for body in bodies:
-                    feed(body)
+    def check(self) -> None:
+        _check_tasks(self._tasks)
 
-            seconds = timed(ingest)
-            if not all(tracker.done() for tracker, _, _ in taken):
-                raise RuntimeError("a notification did not resolve its tracker")
-            return seconds / batch * 1e6
-
-        return round_
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
 
 
 def run_scale(sizes: Sizes) -> list[Row]:
@@ -247,22 +395,56 @@ def run_scale(sizes: Sizes) -> list[Row]:
         target=SCALE_TARGET,
         ratio_meaning="cost with many pending / cost with few pending",
     )
+    rows: list[Row] = []
 
     async def main() -> None:
-        big, small = _PendingPool(sizes.scale_big), _PendingPool(sizes.scale_small)
+        big = ScalePool(pending=sizes.scale_big, finished_limit=sizes.finished_limit)
+        small = ScalePool(pending=sizes.scale_small, finished_limit=sizes.finished_limit)
         batch = min(sizes.scale_batch, sizes.scale_small)
         try:
-            await compare(
-                row,
-                (Series(f"{sizes.scale_big:,} pending", "µs/notif"), big.round(batch)),
-                (Series(f"{sizes.scale_small:,} pending", "µs/notif"), small.round(batch)),
+            await _opened(big, small)
+            many = Series(f"{sizes.scale_big:,} pending", "µs/notif")
+            few = Series(f"{sizes.scale_small:,} pending", "µs/notif")
+            await interleave(
+                [
+                    (many, workload_round(big, batch, per_item_us=True)),
+                    (few, workload_round(small, batch, per_item_us=True)),
+                ],
                 repeats=sizes.repeats,
             )
-            row.extra["batch"] = batch
-            row.extra["pending_at_end"] = big.client.stats.pending
+            row.subject, row.baseline = many, few
+            row.ratios = paired(many, few, lambda s, b: s / b)
+            row.extra.update(batch=batch, finished_limit=big.facts["finished_limit"])
         finally:
-            await big.client.aclose()
-            await small.client.aclose()
+            await big.aclose()
+            await small.aclose()
 
-    asyncio.run(main())
-    return [row]
+    if sizes.timing:
+        asyncio.run(main())
+        rows.append(row)
+    if sizes.instructions:
+        big, small = sizes.instr_scale_big, sizes.instr_scale_small
+
+        def pool(pending: int) -> Variant:
+            params = {"pending": pending, "finished_limit": sizes.instr_finished_limit}
+            return Variant(f"{pending:,} pending", "benchmarks.ingest:ScalePool", params)
+
+        rows.extend(
+            counted_rows(
+                [
+                    CountSpec(
+                        key="scale.instructions",
+                        title=f"5. scale, instructions: per notification, {big:,} vs {small:,}",
+                        target=SCALE_TARGET,
+                        subject=pool(big),
+                        baseline=pool(small),
+                        n=sizes.instr_scale_n,
+                        warmup=sizes.instr_warmup,
+                        ratio="subject/baseline",
+                        ratio_meaning="instructions with many pending / with few pending",
+                    )
+                ],
+                sizes,
+            )
+        )
+    return rows

@@ -1,10 +1,12 @@
 """Comparison 4: bytes held per pending tracker, with many pending and nobody waiting.
 
 ``tracemalloc`` counts what is still allocated after the trackers are made, against
-what was allocated before: the tracker, its snapshot and ids, its cancel hook, and its
-share of the registry's indexes. The call handles exist before counting starts: a bot
-has its calls whether or not an operation is pending on them. Each tracker is on a
-call of its own, the costliest spread for the per-call index.
+what was allocated before: the tracker, its snapshot and ids, and its share of the
+registry's indexes. Each tracker is made as a bot makes one, ``await
+call.play_prompt(...)`` against the in-process fake Graph (which keeps nothing). The
+call handles exist before counting starts: a bot has its calls whether or not an
+operation is pending on them. Each tracker is on a call of its own, the costliest
+spread for the per-call index.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import tracemalloc
-import uuid
 
+from benchmarks._fakegraph import FakeGraphSession
 from benchmarks._harness import Row, Series, Sizes, Target
-from benchmarks._payloads import new_ids
-from benchmarks._tracking import add_pending, offline_client
+from benchmarks._payloads import PROMPT_URI
+from benchmarks._tracking import CallPool, bot_client
+from graphcomms import MediaPrompt
 
 __all__ = ["run_memory"]
 
@@ -24,11 +27,11 @@ MEMORY_TARGET = Target("<=", 1024, "B")
 
 
 async def _bytes_per_tracker(pending: int) -> float:
-    client = offline_client()
+    client, _ = bot_client(FakeGraphSession())
     try:
-        calls = [uuid.uuid4() for _ in range(pending)]
+        calls, _ = CallPool().first(pending)
         for call_id in calls:
-            client.call(str(call_id))
+            client.call(call_id)
         gc.collect()
         # The collector would walk every traced object again and again as they pile up;
         # off while building, one collection before reading frees what was garbage.
@@ -37,8 +40,8 @@ async def _bytes_per_tracker(pending: int) -> float:
         try:
             before = tracemalloc.get_traced_memory()[0]
             for call_id in calls:
-                operation_id, context = new_ids()
-                add_pending(client, call_id, operation_id, context)
+                # The tracker is dropped here: the client holds what a pending one needs.
+                await client.call(call_id).play_prompt([MediaPrompt.from_uri(PROMPT_URI)])
             gc.collect()
             held = tracemalloc.get_traced_memory()[0] - before
         finally:
