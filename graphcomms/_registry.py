@@ -97,6 +97,11 @@ class FinishedWork:
     def remember(
         self, now: float, operation_id: str | None, ctx: str, timed_out: Tracker | None
     ) -> None:
+        """Remember finished work, and forget what is past its grace (O(1) amortised:
+        the window holds without a sweeper task)."""
+        order = self._order
+        while order and order[0] <= now:
+            self._forget_oldest()
         expires = now + self._grace
         if operation_id is not None:
             self._ids[operation_id] = expires
@@ -106,7 +111,6 @@ class FinishedWork:
             self._timed_out[ctx] = timed_out
             if operation_id is not None:
                 self._timed_out[operation_id] = timed_out
-        order = self._order
         order.append(expires)
         order.append(operation_id)
         order.append(ctx)
@@ -167,7 +171,7 @@ class EarlyBuffer:
     client context: at most ``limit`` operations (the oldest go first), each for
     ``ttl`` seconds, each with at most ``per_operation`` snapshots."""
 
-    __slots__ = ("_by_key", "_order", "limit", "per_operation", "stats", "ttl")
+    __slots__ = ("_by_key", "entries", "limit", "per_operation", "stats", "ttl")
 
     def __init__(self, stats: ClientStats, limits: Limits) -> None:
         self.stats = stats
@@ -177,10 +181,7 @@ class EarlyBuffer:
         # Keys are ("i", operation id) and ("c", client context).
         self._by_key: dict[tuple[str, str], _Early] = {}
         # Insertion order is age order: the oldest entry is first.
-        self._order: dict[int, _Early] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._order)
+        self.entries: dict[int, _Early] = {}
 
     def add(
         self,
@@ -206,11 +207,11 @@ class EarlyBuffer:
             entry = _Early(call_id, operation_id, ctx, now)
             for key in keys:
                 self._by_key[key] = entry
-            self._order[id(entry)] = entry
+            self.entries[id(entry)] = entry
             self.stats.early_buffered += 1
             self.stats.early_pending += 1
-            if len(self._order) > self.limit:
-                self._drop(next(iter(self._order.values())))
+            if len(self.entries) > self.limit:
+                self._drop(next(iter(self.entries.values())))
         if len(entry.snapshots) >= self.per_operation:
             self.stats.early_dropped += 1
             return True
@@ -219,7 +220,7 @@ class EarlyBuffer:
 
     def take(self, operation_id: str | None, ctx: str) -> list[_Early]:
         """What was kept for this operation (and is not about another one)."""
-        if not self._order:
+        if not self.entries:
             return []
         found: list[_Early] = []
         by_id = self._by_key.get(("i", operation_id)) if operation_id else None
@@ -235,15 +236,15 @@ class EarlyBuffer:
 
     def expire(self, now: float) -> None:
         limit = now - self.ttl
-        while self._order:
-            oldest = next(iter(self._order.values()))
+        while self.entries:
+            oldest = next(iter(self.entries.values()))
             if oldest.born > limit:
                 break
             self._drop(oldest)
 
     def clear(self) -> None:
         self._by_key.clear()
-        self._order.clear()
+        self.entries.clear()
         self.stats.early_pending = 0
 
     def _drop(self, entry: _Early) -> None:
@@ -251,7 +252,7 @@ class EarlyBuffer:
         self.stats.early_expired += 1
 
     def _unlink(self, entry: _Early) -> None:
-        del self._order[id(entry)]
+        del self.entries[id(entry)]
         if entry.operation_id is not None:
             self._by_key.pop(("i", entry.operation_id), None)
         if entry.client_context:
@@ -360,6 +361,14 @@ class OperationRegistry:
         context says. The snapshot is read as the tracker's own operation type.
         Raises ``DeserializationError`` (the tracker untouched) when it does not fit.
         """
+        record = self._by_id.get(url_id) if url_id is not None else None
+        if record is not None:
+            # The usual item: its URL names a pending operation. The general route
+            # below would find the same record first, by the same id.
+            self._advance(
+                record, structure_operation(data, type(record.tracker.operation)), deleted
+            )
+            return
         body_id = data.get("id")
         body_id = normalize_id(body_id) if isinstance(body_id, str) and body_id else None
         record = None
@@ -487,7 +496,7 @@ class OperationRegistry:
     def holds_nothing(self) -> bool:
         """True when no tracker, deadline or early snapshot is held (finished-work
         memory aside: it is bounded and expires)."""
-        return not (self._by_context or self._by_id or self._by_call or self._early)
+        return not (self._by_context or self._by_id or self._by_call or self._early.entries)
 
     # -- internals -----------------------------------------------------------------
 
@@ -532,11 +541,9 @@ class OperationRegistry:
             else:
                 stats.failed += 1
         now = self.clock()
-        # Memory past its grace goes here, lazily, on every resolution (O(1) amortised),
-        # so the window holds without a sweeper task; early notifications nobody claimed
-        # too, not only when another early one arrives.
-        self._finished.expire(now)
-        if self._early:
+        # Early notifications nobody claimed expire here too, not only when another early
+        # one arrives.
+        if self._early.entries:
             self._early.expire(now)
         timed_out = tracker if isinstance(outcome, OperationTimeoutError) else None
         self._finished.remember(now, tracker.operation_id, tracker.client_context, timed_out)

@@ -55,6 +55,9 @@ class ResourceRef(NamedTuple):
 
 _OPERATION: Final = ResourceKind.OPERATION
 _CALL: Final = ResourceKind.CALL
+# tuple.__new__ builds a ResourceRef without NamedTuple's Python-level __new__ (a frame
+# per notification); test_routing.py checks the two build equal values.
+_ref: Final = tuple.__new__
 # What Graph's notifications say, nearly always: found without a search.
 _USUAL_PREFIX: Final = "/communications/calls/"
 
@@ -81,16 +84,18 @@ def parse_resource_path(path: object) -> ResourceRef | None:
     raw = parts[0]
     if not raw:
         return None
-    call_id = normalize_id(raw)
+    call_id = raw.replace("-", "").lower()  # normalize_id, without a call per notification
     count = len(parts)
     if count == 1 or (count == 2 and not parts[1]):
-        return ResourceRef(_CALL, call_id, None, raw)
+        return _ref(ResourceRef, (_CALL, call_id, None, raw))
     collection = parts[1].lower()
-    item = normalize_id(parts[2]) if count > 2 and parts[2] else None
+    item = parts[2].replace("-", "").lower() if count > 2 and parts[2] else None
     if collection == "operations":
         # A multi-party invite's notification names ".../operations/participants"
         # (with "id": null): that segment is no operation id.
-        return ResourceRef(_OPERATION, call_id, None if item == "participants" else item, raw)
+        return _ref(
+            ResourceRef, (_OPERATION, call_id, None if item == "participants" else item, raw)
+        )
     if collection == "participants":
         if item is None:
             return ResourceRef(ResourceKind.PARTICIPANTS, call_id, None, raw)

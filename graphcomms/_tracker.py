@@ -48,7 +48,7 @@ class OperationTracker(Generic[OpT]):
         "_runner",
         "_snapshot",
         "_updates",
-        "_waiter",
+        "_waiters",
         "call_id",
         "client_context",
         "late_operation",
@@ -77,7 +77,9 @@ class OperationTracker(Generic[OpT]):
         self._runner = runner
         self._cancel_hook = cancel_hook
         self._outcome: OpT | BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        # One future per waiting task, made when it starts waiting: cancelling one task
+        # cancels only its own future, never the operation or another waiter.
+        self._waiters: list[asyncio.Future[None]] | None = None
         self._callbacks: list[DoneCallback] | None = None
         self._updates: Channel[OpT] | None = None
 
@@ -124,16 +126,19 @@ class OperationTracker(Generic[OpT]):
         Cancelling the waiting task cancels only that wait.
         """
         if self._outcome is None:
-            waiter = self._waiter
-            if waiter is None:
-                waiter = self._waiter = asyncio.get_running_loop().create_future()
-            # asyncio.wait never cancels what it waits on, so other waiters are safe.
-            done, _ = await asyncio.wait((waiter,), timeout=timeout)
-            if not done:
-                raise TimeoutError(
-                    f"operation {self.operation_id or self.client_context} on call "
-                    f"{self.call_id} not done after {timeout} s (still tracked)"
-                )
+            waiter = self._new_waiter()
+            try:
+                if timeout is None:
+                    await waiter
+                else:
+                    done, _ = await asyncio.wait((waiter,), timeout=timeout)
+                    if not done:
+                        raise TimeoutError(
+                            f"operation {self.operation_id or self.client_context} on call "
+                            f"{self.call_id} not done after {timeout} s (still tracked)"
+                        )
+            finally:
+                self._forget_waiter(waiter)
         outcome = self._outcome
         assert outcome is not None
         if isinstance(outcome, BaseException):
@@ -141,11 +146,28 @@ class OperationTracker(Generic[OpT]):
         return outcome
 
     def __await__(self) -> Generator[Any, None, OpT]:
-        return self._await_success().__await__()
-
-    async def _await_success(self) -> OpT:
-        await self.wait()
+        # A generator rather than a coroutine around wait(): one frame fewer per await.
+        if self._outcome is None:
+            waiter = self._new_waiter()
+            try:
+                yield from waiter
+            finally:
+                self._forget_waiter(waiter)
         return self.result()
+
+    def _new_waiter(self) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = [waiter]
+        else:
+            self._waiters.append(waiter)
+        return waiter
+
+    def _forget_waiter(self, waiter: asyncio.Future[None]) -> None:
+        waiters = self._waiters
+        if waiters is not None:  # still pending: this waiter gave up (cancelled, timed out)
+            waiters.remove(waiter)
+            waiter.cancel()
 
     def add_done_callback(self, fn: DoneCallback) -> None:
         """Call ``fn(tracker)`` once resolved (at once, soon, when already done).
@@ -250,9 +272,12 @@ class OperationTracker(Generic[OpT]):
                 updates.close()
         elif updates is not None:
             updates.close(outcome)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        waiters = self._waiters
+        if waiters is not None:
+            self._waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
         callbacks = self._callbacks
         if callbacks:
             self._callbacks = None

@@ -1518,3 +1518,26 @@ def test_loads_works_with_and_without_orjson(backend: str, monkeypatch: pytest.M
     with pytest.raises(DeserializationError, match="exceeds") as caught:
         codec.loads(b'{"n": ' + b"9" * 5000 + b"}")
     assert "9999" not in str(caught.value)
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.none()
+    ),
+    st.sampled_from(["Z", "z", "+00:00", "-07:30", "+05:45", ""]),
+    st.integers(0, 9),
+    st.sampled_from(["T", " "]),
+)
+def test_datetime_readers_agree(moment: datetime, zone: str, digits: int, separator: str) -> None:
+    """Graph-shaped timestamps (any number of fraction digits, .NET writes seven) read
+    the same through fromisoformat as through the pattern."""
+    from graphcomms._converter._scalars import _parse_datetime, parse_datetime_by_pattern
+
+    fraction = f"{moment.microsecond:06d}{moment.microsecond % 10}"[:digits]
+    text = (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}{separator}"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    ) + (f".{fraction}" if digits else "")
+    text += zone
+    assert _parse_datetime(text) == parse_datetime_by_pattern(text)
+    assert parse_datetime_by_pattern(text) is not None

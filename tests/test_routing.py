@@ -72,7 +72,11 @@ def test_normalize_id_folds_case_and_hyphens() -> None:
     ],
 )
 def test_parse_resource_path(path: str, expected: ResourceRef) -> None:
-    assert parse_resource_path(path) == expected
+    found = parse_resource_path(path)
+    assert found == expected
+    assert type(found) is ResourceRef  # however it was built
+    assert found is not None
+    assert found._asdict() == expected._asdict()
 
 
 @pytest.mark.parametrize(

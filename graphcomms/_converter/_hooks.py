@@ -236,13 +236,23 @@ class _Factories:
         base, an unknown tag reads as the base keeping its tag (``odata_type``)."""
         by_tag, unknown = self._operation_readers()
         read_default = self.structure_attrs(cls)
+        # Graph's own spelling of each tag this default may narrow to: one dict lookup
+        # on the common path; any other spelling goes through the TagTable.
+        exact = {
+            _wire.tag_of(t): (self.structure_attrs(t), t)
+            for t in _wire.OPERATION_TYPES
+            if issubclass(t, cls)
+        }
 
         def structure(value: Any, _: Any = None) -> Any:
-            if not isinstance(value, Mapping):
+            if value.__class__ is not dict and not isinstance(value, Mapping):
                 raise Invalid("an operation must be a JSON object")
             tag = value.get(_wire.ODATA_TYPE)
             if tag is None:
                 return read_default(value, cls)
+            found = exact.get(tag)
+            if found is not None:
+                return found[0](value, found[1])
             if not isinstance(tag, str):
                 raise Invalid("@odata.type must be a string")
             found = by_tag.get(tag)
