@@ -111,7 +111,11 @@ class Ingestor:
             self.stats.unmatched += 1
             return
         raw_change = item.get("changeType")
-        change = _CHANGE_TYPES.get(raw_change) or read_change_type(raw_change)
+        # The table is keyed by the exact wire strings; anything else (other case,
+        # a list, a number) takes the one tolerant reader, which also names the error.
+        change = (
+            _CHANGE_TYPES.get(raw_change) if type(raw_change) is str else None
+        ) or read_change_type(raw_change)
         deleted = change is ChangeType.DELETED
         data = item.get("resourceData")
         kind = ref.kind
