@@ -27,6 +27,7 @@ from multidict import CIMultiDictProxy
 from graphcomms._http_errors import (
     ci_headers,
     error_from_response,
+    is_redirect_refusal,
     translate_transport_error,
     transport_errors,
 )
@@ -62,6 +63,7 @@ _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 # What a Graph request accepts; a recording download accepts anything.
 _DEFAULT_ACCEPT: Final = "application/json"
+
 
 def _request_id() -> str:
     """A random GUID for ``client-request-id``; os.urandom is cheaper than uuid4()
@@ -207,9 +209,7 @@ class HttpTransport:
             allow_redirects=False,
         )
 
-    async def request_bytes(
-        self, url: str, *, bearer: str, max_size: int | None = None
-    ) -> bytes:
+    async def request_bytes(self, url: str, *, bearer: str, max_size: int | None = None) -> bytes:
         """GET a recording (``recordingLocation``) with its own ``recordingAccessToken``,
         at most ``max_size`` bytes of it (else :class:`ResponseTooLargeError`).
 
@@ -444,7 +444,9 @@ class HttpTransport:
         except _Final as final:
             final.error = self._translated(final.error, method, log_url, url)
             raise
-        except transport_errors() as exc:
+        except Exception as exc:
+            if not isinstance(exc, transport_errors()) and not is_redirect_refusal(exc):
+                raise
             error = self._translated(exc, method, log_url, url)
             if not isinstance(error, TransportError):
                 raise error from None
