@@ -46,6 +46,11 @@ def through_a_fixture_of_mine(graph_emulator):
 async def test_a_fixture_that_uses_one(through_a_fixture_of_mine):
     assert through_a_fixture_of_mine.graph_url.endswith("/v1.0/")
 
+class TestInAClass:
+    @pytest.mark.parametrize("version", ["v1.0", "beta"])
+    async def test_parametrized(self, graph_emulator, version):
+        assert (graph_emulator.graph_url if version == "v1.0" else graph_emulator.beta_url).endswith(f"/{version}/")
+
 @pytest.mark.asyncio(loop_scope="module")
 async def test_a_users_own_mark_is_kept(graph_emulator, request):
     assert request.node.get_closest_marker("asyncio").kwargs == {"loop_scope": "module"}
@@ -80,7 +85,7 @@ def test_fixtures_work_in_strict_mode_with_no_configuration(pytester: pytest.Pyt
     _users_suite(pytester, NOT_OURS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *NO_WARNINGS)
     result.stdout.re_match_lines([r"(?i)asyncio: mode=(mode\.)?strict\b"])
-    result.assert_outcomes(passed=5, failed=1)
+    result.assert_outcomes(passed=7, failed=1)
     result.stdout.fnmatch_lines(
         ["*_ test_uses_no_graphcomms_fixture _*", "async def functions are not natively supported."]
     )
@@ -92,7 +97,7 @@ def test_fixtures_work_in_auto_mode_with_no_ini_file(pytester: pytest.Pytester) 
         "-p", "no:cacheprovider", "--asyncio-mode=auto", *NO_WARNINGS
     )
     result.stdout.re_match_lines([r"(?i)asyncio: mode=(mode\.)?auto\b"])
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=7)
 
 
 def test_without_pytest_asyncio_the_fixtures_say_what_to_install(
@@ -104,7 +109,7 @@ def test_without_pytest_asyncio_the_fixtures_say_what_to_install(
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "-p", "no_pytest_asyncio", "-p", "no:asyncio"
     )
-    result.assert_outcomes(errors=5)
+    result.assert_outcomes(errors=7)
     result.stdout.re_match_lines(
         [
             ".*"
@@ -120,7 +125,7 @@ def test_without_pyjwt_the_emulator_says_what_to_install(pytester: pytest.Pytest
     _users_suite(pytester)
     pytester.makepyfile(no_pyjwt="import sys\nsys.modules['jwt'] = None\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no_pyjwt")
-    result.assert_outcomes(errors=5)
+    result.assert_outcomes(errors=7)
     result.stdout.re_match_lines(
         [
             r"E +ModuleNotFoundError: the Graph emulator signs .*"
