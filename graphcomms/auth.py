@@ -124,7 +124,8 @@ class AzureIdentityTokenProvider:
     Without it a credential waits as long as azure-core lets it: its token endpoint
     refusing the connection fails after about 4.8 s of retries (measured,
     ``ClientSecretCredential``, azure-identity 1.27), but one that accepts and never
-    answers is given 300 s per attempt (azure-core's read timeout) and retried. Sent
+    answers was still waiting after 40 s (azure-core's default read timeout is 300 s
+    per attempt). Sent
     through a client, any failure of the fetch reaches the caller as
     :class:`~graphcomms.errors.TokenAcquisitionError`, with this one as its cause.
 

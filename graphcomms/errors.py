@@ -75,15 +75,15 @@ class TokenAcquisitionError(GraphCommsError):
     ``__cause__``; its message is not copied into this one, since a provider's error may
     quote a secret. Cancelling the request is never wrapped: it stays
     ``asyncio.CancelledError``. Never retried here: an Azure credential retries on its
-    own, and the next request asks the provider again (a failed fetch is not cached).
+    own, and the next request asks the provider again.
 
     How long a failing fetch takes is the provider's to decide. An
     ``azure.identity.aio`` credential whose token endpoint refuses the connection raises
     after about 4.8 s of its own retries (measured with ``ClientSecretCredential``,
-    azure-identity 1.27); one that accepts and never answers would wait out azure-core's
-    300 s read timeout per attempt, so :class:`~graphcomms.auth.AzureIdentityTokenProvider`
-    gives up after its ``timeout`` (30 s by default). A provider of your own is bounded by
-    nothing but itself.
+    azure-identity 1.27); one that accepts and never answers was still waiting after
+    40 s (azure-core's default read timeout is 300 s per attempt), so
+    :class:`~graphcomms.auth.AzureIdentityTokenProvider` gives up after its ``timeout``
+    (30 s by default). A provider of your own is bounded by nothing but itself.
 
     ``method`` and ``url`` name the request that needed the token; ``refresh`` is True
     when the token was asked for again after Graph answered 401.
