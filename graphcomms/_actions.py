@@ -53,11 +53,20 @@ _PARTICIPANT = "{participant_id}"
 
 
 class PendingAction(Generic[OpT]):
-    """An action not yet sent: nothing goes to Graph until it is awaited or entered.
+    """What every action method returns: the action, checked and not yet sent.
 
-    ``await`` it for the :class:`~graphcomms.OperationTracker` once Graph accepted the
-    action, or use it as ``async with`` to have a media operation cancelled server-side
-    when the block exits before the operation ended. It can be sent once.
+    Two awaits, two answers: ``tracker = await call.play_prompt(p)`` sends the action
+    and gives its :class:`~graphcomms.OperationTracker` once Graph accepted it; ``await
+    tracker`` gives the terminal operation. Or ``async with call.play_prompt(p) as
+    tracker:``, which also cancels a media operation server-side when the block exits
+    before the operation ended. It is sent once; awaiting it again raises
+    ``RuntimeError``.
+
+    Why not a coroutine that returns the tracker: the request is built and checked
+    against Graph's limits when the method is called (``InvalidRequestError`` before
+    any ``await``), it can be inspected (``request``) and passed around before it is
+    sent, one object serves both ``await`` and ``async with``, and an action built but
+    never awaited sends nothing and leaves no "never awaited" warning.
     """
 
     __slots__ = ("_send", "_tracker", "request")

@@ -41,6 +41,7 @@ from graphcomms.errors import (
     InvalidRequestError,
     ResponseError,
     ResponseTooLargeError,
+    TokenAcquisitionError,
     TransportError,
 )
 from graphcomms.typing import TokenProvider
@@ -192,8 +193,8 @@ class HttpTransport:
 
         Raises :class:`~graphcomms.errors.ResponseError` subclasses for non-2xx answers,
         :class:`~graphcomms.errors.TransportError` when no answer came,
-        :class:`~graphcomms.errors.ClientClosedError` after :meth:`aclose`, and whatever
-        the token provider raises.
+        :class:`~graphcomms.errors.ClientClosedError` after :meth:`aclose`, and
+        :class:`~graphcomms.errors.TokenAcquisitionError` when the token provider fails.
 
         Not itself a coroutine function: it returns the retry loop's coroutine, so a
         request is one coroutine deep. A bad URL raises when this is called.
@@ -334,11 +335,23 @@ class HttpTransport:
         while True:
             attempt += 1
             session = self._ensure_session()  # fail fast when closed, before a token
-            token = (
-                bearer
-                if bearer is not None
-                else await self._tokens.get_token(force_refresh=force_refresh)
-            )
+            if bearer is not None:
+                token = bearer
+            else:
+                try:
+                    token = await self._tokens.get_token(force_refresh=force_refresh)
+                except GraphCommsError:
+                    raise
+                except Exception as exc:  # cancellation is not an Exception: never wrapped
+                    # The provider's message is left out (it may quote a secret): the
+                    # exception itself is the cause.
+                    raise TokenAcquisitionError(
+                        f"{method} {log_url} not sent: {type(self._tokens).__name__} gave no"
+                        f" token ({type(exc).__module__}.{type(exc).__qualname__})",
+                        method=method,
+                        url=log_url,
+                        refresh=force_refresh,
+                    ) from exc
             force_refresh = False
             try:
                 outcome = await self._attempt(

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing_extensions import assert_type
 
-from graphcomms import CommsClient, MediaPrompt, OperationTracker, PlayPromptOperation
+from graphcomms import (
+    Call,
+    CommsClient,
+    MediaPrompt,
+    OperationTracker,
+    PendingAction,
+    PlayPromptOperation,
+    TokenAcquisitionError,
+)
+from graphcomms.auth import AsyncTokenCredential, AzureIdentityTokenProvider
 from graphcomms.models import (
     RecordOperation,
     SendDtmfTonesOperation,
@@ -29,3 +38,20 @@ async def promises(client: CommsClient) -> None:
         assert_type(snapshot, PlayPromptOperation)
     recording = await client.download_recording(await rec)
     assert_type(recording, bytes)
+
+
+async def idioms(client: CommsClient, credential: AsyncTokenCredential) -> None:
+    call = client.call("id")
+    # An action method gives the action unsent; the first await sends it.
+    pending = call.play_prompt("https://x/a.wav")  # one URL is one prompt
+    assert_type(pending, PendingAction[PlayPromptOperation])
+    assert_type(await pending, OperationTracker[PlayPromptOperation])
+    assert_type(await call.wait_for_state("established", timeout=5), Call)
+    async for tone in call.tones():
+        assert_type(tone.key, str)  # the README's idiom: no None, no enum to unwrap
+    provider = AzureIdentityTokenProvider(credential, timeout=None)
+    try:
+        await CommsClient(provider).call("id").hang_up()
+    except TokenAcquisitionError as exc:
+        assert_type(exc.refresh, bool)
+        assert_type(exc.method, str)
