@@ -20,6 +20,7 @@ from graphcomms._client import CommsClient
 from graphcomms._http import GRAPH_BETA, GRAPH_V1
 from graphcomms._settings import KeepAliveSettings, Limits, RetryPolicy, TrackingSettings
 from graphcomms._stats import ClientStats
+from graphcomms._tones import CollectReason, ToneCollection
 from graphcomms._tracker import OperationTracker
 from graphcomms.errors import (
     CallEndedError,
@@ -56,6 +57,7 @@ __all__ = [
     "CallState",
     "ClientClosedError",
     "ClientStats",
+    "CollectReason",
     "CommsClient",
     "CommsOperation",
     "DeserializationError",
@@ -82,6 +84,7 @@ __all__ = [
     "ServiceHostedMediaConfig",
     "ThrottledError",
     "Tone",
+    "ToneCollection",
     "ToneInfo",
     "TrackingSettings",
     "TransportError",
