@@ -537,7 +537,9 @@ class CallHandle:
 
         It reads the call's tone buffer: keys typed since ``subscribe_to_tone()``
         that nothing took yet count first (type-ahead). Without a subscription made
-        through this handle it subscribes first. It stops at ``max_tones`` keys, at
+        through this handle it subscribes first. It stops at ``max_tones`` keys
+        (without one, at ``Limits.buffered_tones`` keys: nothing the caller does grows
+        it beyond that), at
         any of ``stop_tones`` (keys such as ``"#"``, Graph's names, or ``Tone``
         members; ``stop_tones=()`` for none; the stop tone is not among the keys), after
         ``first_tone_timeout`` seconds without a first key, after

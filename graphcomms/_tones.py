@@ -103,6 +103,10 @@ class ToneBuffer:
         return len(self._items)
 
     @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
@@ -146,11 +150,10 @@ class ToneBuffer:
     def read(self, tone: ToneInfo) -> None:
         """A reader used ``tone``: it, and every unread tone before it, are taken."""
         items = self._items
-        for i, item in enumerate(items):
-            if item is tone:
-                for _ in range(i + 1):
-                    items.popleft()
-                break
+        at = next((i for i, item in enumerate(items) if item is tone), None)
+        if at is not None:  # else another reader took it already
+            for _ in range(at + 1):
+                items.popleft()
         self.mark_read((tone,))
 
     def mark_read(self, tones: Iterable[ToneInfo]) -> None:
@@ -331,13 +334,16 @@ class CollectSpec:
             float(reorder_grace),
         )
 
-    def end(self, taken: Sequence[ToneInfo]) -> tuple[int, CollectReason] | None:
+    def end(self, taken: Sequence[ToneInfo], limit: int) -> tuple[int, CollectReason] | None:
         """Where ``taken`` ends the collection (the index of the last tone used) and
-        why; ``None`` while it does not."""
+        why; ``None`` while it does not. Without ``max_tones`` a collection still ends
+        at ``limit`` keys (the call's tone buffer size): the caller cannot make it hold
+        more than that."""
+        most = self.max_tones if self.max_tones is not None else limit
         for i, tone in enumerate(taken):
             if tone_key(tone) in self.stop_keys:
                 return i, CollectReason.STOP_TONE
-            if self.max_tones is not None and i + 1 >= self.max_tones:  # i keys before it
+            if i + 1 >= most:  # i keys before this one, none of them a stop tone
                 return i, CollectReason.MAX_TONES
         return None
 
@@ -436,7 +442,7 @@ class _Collection:
                 was_playing = False
                 since = loop.time()
                 continue  # read what came in meanwhile
-            ended = spec.end(self.taken)
+            ended = spec.end(self.taken, buffer.limit)
             if ended is not None:
                 last, reason = ended
                 used = self.taken[: last + 1]

@@ -236,6 +236,26 @@ async def test_the_buffer_is_bounded_and_counts_what_it_drops(graph: aioresponse
         assert got.keys == "345"  # the oldest went first
 
 
+async def test_without_max_tones_a_collection_still_ends_at_the_buffer_size(
+    graph: aioresponses,
+) -> None:
+    async with CommsClient(
+        "t", base_url=GRAPH, callback_uri="https://bot/cb", limits=Limits(buffered_tones=3)
+    ) as client:
+        call = await subscribed(client, graph)
+        collecting = asyncio.ensure_future(call.collect_tones())  # until '#', no max
+        buffer = call._tone_buffer
+        assert buffer is not None
+        for n, key in enumerate("123", start=1):
+            press(client, key, first=n)  # each taken before the next comes
+            await until(lambda: len(buffer) == 0 or collecting.done())
+        press(client, "45", first=4)
+        got = await asyncio.wait_for(collecting, T)
+        assert (got.keys, got.reason) == ("123", CollectReason.MAX_TONES)
+        assert (await call.collect_tones(max_tones=2)).keys == "45"
+        assert client.stats.tones_dropped == 0
+
+
 async def test_without_a_subscription_nothing_is_buffered_or_counted(
     client: CommsClient,
 ) -> None:
