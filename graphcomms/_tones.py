@@ -501,12 +501,14 @@ class _Collection:
 
     async def _cancel(self) -> None:
         """cancelMediaProcessing (it stops all of the call's media). A failure is
-        logged: the collection goes on, the prompt's tracker ends as Graph says."""
-        self.cancelled_prompt = True
+        logged: the collection goes on (a later key, or its end, tries again), and the
+        prompt's tracker ends as Graph says."""
         try:
             await self.cancel_media()
         except Exception:
             _log.warning("cancelMediaProcessing failed on call %s", self.call_id, exc_info=True)
+        else:
+            self.cancelled_prompt = True
 
     def _result(self, tones: Sequence[ToneInfo], reason: CollectReason) -> ToneCollection:
         keys = [tone_key(t) for t in tones]

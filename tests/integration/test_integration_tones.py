@@ -222,3 +222,20 @@ async def test_keys_during_a_prompt_already_playing_are_pressed_at_once(
     assert not menu.done()  # no prompt of its own: collect_tones leaves this one alone
     await menu.cancel()
     assert (await menu.wait(timeout=T)).status is OperationStatus.FAILED
+
+
+async def test_a_failed_barge_in_is_logged_and_tried_again_when_collection_ends(
+    emulator: GraphEmulator, call: CallHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    await call.subscribe_to_tone()
+    emulator.prompt_seconds = FOREVER
+    emulator.fail_next(500, path_contains="/cancelMediaProcessing")
+    await emulator.press_keys(call.id, "4", during_prompt=True)
+    with caplog.at_level("WARNING", logger="graphcomms.tones"):
+        got = await asyncio.wait_for(call.collect_tones(max_tones=1, prompt=MENU), T)
+    assert got.keys == "4"
+    assert "cancelMediaProcessing failed" in caplog.text
+    assert got.prompt is not None
+    assert (await got.prompt.wait(timeout=T)).status is OperationStatus.FAILED
+    cancels = [r for r in emulator.requests if r.path.endswith("/cancelMediaProcessing")]
+    assert len(cancels) == 2
