@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from enum import Enum
@@ -194,21 +195,34 @@ class ToneBuffer:
             waiter.set_result(None)
 
 
+class _Live(Protocol):
+    """A subscription to the call's tone channel (``graphcomms._events``)."""
+
+    async def __anext__(self) -> ToneInfo: ...
+
+    def close(self) -> None: ...
+
+
 class ToneIterator(AsyncIterator[ToneInfo]):
     """What ``call.tones()`` returns: the unread tones buffered when it was made, then
-    each new tone; every tone it yields is taken from the call's buffer."""
+    each new tone; every tone it yields is taken from the call's buffer.
 
-    __slots__ = ("_live", "_read", "_replay")
+    Dropped without ``aclose()`` (``break`` out of ``async for``), it unsubscribes when
+    it is collected, so an iterator per menu does not leave one queue per menu behind.
+    """
+
+    __slots__ = ("__weakref__", "_live", "_read", "_replay")
 
     def __init__(
         self,
-        live: AsyncIterator[ToneInfo],
+        live: _Live,
         replay: Iterable[ToneInfo],
         read: Callable[[ToneInfo], None],
     ) -> None:
         self._live = live
         self._replay = deque(replay)
         self._read = read
+        weakref.finalize(self, live.close)
 
     def __aiter__(self) -> ToneIterator:
         return self
@@ -221,9 +235,7 @@ class ToneIterator(AsyncIterator[ToneInfo]):
     async def aclose(self) -> None:
         """Stop receiving; frees the subscription at once."""
         self._replay.clear()
-        aclose = getattr(self._live, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        self._live.close()
 
 
 class CollectReason(str, Enum):

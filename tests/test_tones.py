@@ -8,6 +8,7 @@ keys during and after a prompt, faults) are in tests/integration/test_integratio
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 from collections.abc import AsyncIterator, Callable
@@ -321,6 +322,21 @@ async def test_an_iterator_closed_early_frees_its_subscription(
     with pytest.raises(StopAsyncIteration):
         await tones.__anext__()
     assert (await call.collect_tones(max_tones=1)).keys == "1"
+
+
+async def test_an_iterator_left_by_break_stops_receiving(
+    client: CommsClient, graph: aioresponses
+) -> None:
+    call = await subscribed(client, graph)
+    for menu in range(3):  # a fresh iterator per menu, each left with break
+        press(client, str(menu + 1), first=menu + 1)
+        async for got in call.tones():
+            assert got.sequence_id == menu + 1
+            break
+    gc.collect()  # CPython frees them at once; other interpreters need a collection
+    assert not call._tones._queues  # no queue per menu left filling up
+    press(client, "9", first=4)
+    assert (await call.collect_tones(max_tones=1)).keys == "9"
 
 
 # -- duplicates and reordering ------------------------------------------------------------
