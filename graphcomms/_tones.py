@@ -222,7 +222,7 @@ class ToneIterator(AsyncIterator[ToneInfo]):
         self._live = live
         self._replay = deque(replay)
         self._read = read
-        weakref.finalize(self, live.close)
+        weakref.finalize(self, live.close).atexit = False
 
     def __aiter__(self) -> ToneIterator:
         return self
