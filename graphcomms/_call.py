@@ -507,7 +507,8 @@ class CallHandle:
         failed. Keys pressed before Graph made the subscription effective are not
         reported by Graph at all. Tones are buffered from the moment this is sent, in
         case one overtakes the answer. ``timeout`` bounds the wait for an answer that
-        is not yet terminal (``OperationTimeoutError``).
+        is not yet terminal (``OperationTimeoutError``); ``CallEndedError`` when the
+        call ends first.
         """
         request = rq.SubscribeToToneRequest(client_context=client_context)
         pending = self.send(request, timeout=timeout)
