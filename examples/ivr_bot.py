@@ -1,4 +1,5 @@
-"""An IVR bot: answer, greet, read a menu choice by DTMF, act on it, say goodbye.
+"""An IVR bot: answer, greet, read a menu choice by DTMF (collect_tones, with barge-in),
+act on it, say goodbye.
 
 python examples/ivr_bot.py
 """
@@ -16,28 +17,21 @@ PROMPTS = {
 }
 
 
-async def read_key(call: CallHandle, timeout: float) -> str | None:
-    """The next key the caller presses, or None after ``timeout`` seconds."""
-    tones = call.tones()
-    try:
-        tone = await asyncio.wait_for(tones.__anext__(), timeout)
-    except (TimeoutError, asyncio.TimeoutError, StopAsyncIteration):
-        return None
-    return tone.key
-
-
 async def handle(call: CallHandle, press: Callable[[], Awaitable[None]]) -> None:
     await call.answer()
     await call.wait_for_state("established", timeout=30)
-    await call.subscribe_to_tone()
-    await (await call.play_prompt([PROMPTS["welcome"], PROMPTS["menu"]]))
-    key = asyncio.ensure_future(read_key(call, timeout=30))
-    await press()  # the emulator's caller presses a key; on real Graph, a person does
-    choice = await key
-    print(f"caller chose {choice!r}")
-    if choice == "1":
+    # Returns once the subscription is effective: every key from now on is kept until
+    # read, even the ones typed while a prompt plays and nobody is reading.
+    await (await call.subscribe_to_tone())
+    await (await call.play_prompt([PROMPTS["welcome"]]))
+    # The emulator's caller will press a key during the menu; on real Graph, a person does.
+    await press()
+    # Play the menu and read one key; the first key stops the menu (barge-in).
+    menu = await call.collect_tones(prompt=PROMPTS["menu"], max_tones=1, first_tone_timeout=10)
+    print(f"caller chose {menu.keys!r} ({menu.reason})")
+    if menu.keys == "1":
         await (await call.play_prompt([PROMPTS["sales"]]))
-    elif choice == "2":
+    elif menu.keys == "2":
         await (await call.play_prompt([PROMPTS["support"]]))
     await (await call.play_prompt([PROMPTS["goodbye"]]))
     await call.hang_up()
@@ -56,7 +50,7 @@ async def main() -> None:
 
         async def press() -> None:
             if emulator is not None and call_id is not None:
-                await emulator.press_keys(call_id, "2")
+                await emulator.press_keys(call_id, "2", during_prompt=True)
 
         await handle(call, press)
     print("OK")

@@ -20,6 +20,7 @@ from graphcomms._client import CommsClient
 from graphcomms._http import GRAPH_BETA, GRAPH_V1
 from graphcomms._settings import KeepAliveSettings, Limits, RetryPolicy, TrackingSettings
 from graphcomms._stats import ClientStats
+from graphcomms._tones import CollectReason, ToneCollection
 from graphcomms._tracker import OperationTracker
 from graphcomms.errors import (
     CallEndedError,
@@ -57,6 +58,7 @@ __all__ = [
     "CallState",
     "ClientClosedError",
     "ClientStats",
+    "CollectReason",
     "CommsClient",
     "CommsOperation",
     "DeserializationError",
@@ -84,6 +86,7 @@ __all__ = [
     "ThrottledError",
     "TokenAcquisitionError",
     "Tone",
+    "ToneCollection",
     "ToneInfo",
     "TrackingSettings",
     "TransportError",

@@ -11,6 +11,8 @@ the client's call table feeds; the handle publishes what changed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Protocol, TypeVar
@@ -19,6 +21,17 @@ from graphcomms._actions import ActionSender, PendingAction
 from graphcomms._callstate import CallProjection
 from graphcomms._events import CallbackRunner, Channel
 from graphcomms._routing import call_path, normalize_id, path_segment
+from graphcomms._stats import ClientStats
+from graphcomms._tones import (
+    BUFFERED_TONES,
+    REORDER_GRACE,
+    CollectSpec,
+    ToneBuffer,
+    ToneCollection,
+    ToneIterator,
+    collect,
+)
+from graphcomms._tracker import OperationTracker
 from graphcomms.errors import CallEndedError, InvalidRequestError
 from graphcomms.models import (
     Call,
@@ -84,6 +97,8 @@ class CallHandle:
         actions: ActionSender,
         table: CallTableLike,
         runner: CallbackRunner,
+        stats: ClientStats | None = None,
+        buffered_tones: int = BUFFERED_TONES,
     ) -> None:
         #: The id as Graph spelled it (it goes back into request paths, encoded).
         self.id = call_id
@@ -107,6 +122,11 @@ class CallHandle:
         # One bound method for all of this call's media trackers, not one per tracker.
         self._cancel_hook = self._cancel_media
         self._path: str | None = None
+        # The tones since subscribe_to_tone() that no reader took yet (graphcomms._tones);
+        # None until the bot subscribes, so a call without DTMF pays nothing for it.
+        self._tone_buffer: ToneBuffer | None = None
+        self._stats = stats
+        self._buffered_tones = buffered_tones
 
     # -- state ---------------------------------------------------------------------
 
@@ -179,18 +199,46 @@ class CallHandle:
         self._states.add_callback(fn)
 
     def tones(self) -> AsyncIterator[ToneInfo]:
-        """DTMF tones the caller presses (after ``subscribe_to_tone``), each once, as
-        they arrive; ends when the call ends.
+        """DTMF tones the caller presses (after ``subscribe_to_tone``), each once; ends
+        when the call ends.
 
-        Graph may deliver a tone late (out of order): it is still delivered, and its
-        ``sequence_id`` says where it belongs. Repeats of a ``sequence_id`` are dropped.
+        It first yields the tones the call's buffer holds unread (pressed since the
+        subscription, not yet taken by ``collect_tones`` or another iterator), then
+        each tone as it arrives. Each tone it yields is taken from the buffer, so the
+        next iterator or ``collect_tones`` does not see it again; ``on_tone`` watches
+        without taking. Graph may deliver a tone late (out of order): it is still
+        delivered, and its ``sequence_id`` says where it belongs. Repeats of a
+        ``sequence_id`` are dropped.
         """
         self._table.claim(self)
-        return self._tones.subscribe()
+        buffer = self._tone_buffer
+        replay = buffer.unread() if buffer is not None else ()
+        return ToneIterator(self._tones.subscribe(), replay, self._read_tone)
 
     def on_tone(self, fn: Callable[[ToneInfo], Any]) -> None:
+        """Call ``fn(tone)`` for each new tone (sync or async); it takes nothing from
+        the buffer that ``tones()`` and ``collect_tones`` read."""
         self._table.claim(self)
         self._tones.add_callback(fn)
+
+    @property
+    def tones_dropped(self) -> int:
+        """Tones dropped from this call's full buffer before a reader took them
+        (``Limits.buffered_tones``); also counted in ``client.stats.tones_dropped``."""
+        return 0 if self._tone_buffer is None else self._tone_buffer.dropped
+
+    def _read_tone(self, tone: ToneInfo) -> None:
+        if self._tone_buffer is not None:
+            self._tone_buffer.read(tone)
+
+    def _buffer_tones(self) -> ToneBuffer:
+        """The call's tone buffer, made when the bot first subscribes."""
+        buffer = self._tone_buffer
+        if buffer is None:
+            buffer = self._tone_buffer = ToneBuffer(self._buffered_tones, self._stats)
+            if self._closed_error is not None or self.ended:
+                buffer.close(self._closed_error)
+        return buffer
 
     def roster(self) -> AsyncIterator[tuple[Participant, ...]]:
         """Each roster update: the participants it names."""
@@ -211,6 +259,8 @@ class CallHandle:
         changed = self._state.apply(change, update)
         if changed.tone is not None:
             self._tones.publish(changed.tone)
+            if self._tone_buffer is not None:
+                self._tone_buffer.push(changed.tone)
         snapshot = changed.state_changed
         if snapshot is not None:
             self._states.publish(snapshot)
@@ -247,6 +297,8 @@ class CallHandle:
         self._states.close()
         self._tones.close()
         self._roster.close()
+        if self._tone_buffer is not None:
+            self._tone_buffer.close(error)
 
     # -- sending -------------------------------------------------------------------
 
@@ -452,10 +504,99 @@ class CallHandle:
         return self.send(rq.CancelMediaProcessingRequest(client_context=client_context))
 
     def subscribe_to_tone(
-        self, *, client_context: str | None = None
+        self, *, client_context: str | None = None, timeout: float | None = None
     ) -> PendingAction[ops.SubscribeToToneOperation]:
-        """Start receiving DTMF tones: see :meth:`tones` and :meth:`on_tone`."""
-        return self.send(rq.SubscribeToToneRequest(client_context=client_context))
+        """Start receiving DTMF tones: see :meth:`collect_tones`, :meth:`tones` and
+        :meth:`on_tone`.
+
+        Awaiting it returns the tracker once the subscribeToTone operation has ended
+        (Graph usually answers it ``completed`` at once), not merely once Graph accepted
+        the request: if ``tracker.succeeded()``, the subscription is effective, and
+        every key pressed from then on is kept in the call's tone buffer until a reader
+        takes it. ``await`` the tracker to raise ``OperationFailedError`` when it
+        failed. Keys pressed before Graph made the subscription effective are not
+        reported by Graph at all. Tones are buffered from the moment this is sent, in
+        case one overtakes the answer. ``timeout`` bounds the wait for an answer that
+        is not yet terminal (``OperationTimeoutError``); ``CallEndedError`` when the
+        call ends first.
+        """
+        request = rq.SubscribeToToneRequest(client_context=client_context)
+        pending = self.send(request, timeout=timeout)
+
+        async def subscribe() -> OperationTracker[ops.SubscribeToToneOperation]:
+            self._buffer_tones()
+            tracker = await pending
+            await tracker.wait()
+            return tracker
+
+        return PendingAction(request, subscribe)
+
+    async def collect_tones(
+        self,
+        *,
+        max_tones: int | None = None,
+        stop_tones: Iterable[Tone | str] | str = ("#",),
+        first_tone_timeout: float | None = None,
+        inter_tone_timeout: float | None = None,
+        prompt: PromptLike | Iterable[PromptLike] | None = None,
+        interrupt: bool = True,
+        reorder_grace: float = REORDER_GRACE,
+    ) -> ToneCollection:
+        """Collect the keys the caller types, the way an IVR reads a menu choice or a
+        number; returns the keys and why collection stopped
+        (:class:`~graphcomms.CollectReason`).
+
+        It reads the call's tone buffer: keys typed since ``subscribe_to_tone()``
+        that nothing took yet count first (type-ahead). Without a subscription made
+        through this handle it subscribes first. It stops at ``max_tones`` keys
+        (without one, at ``Limits.buffered_tones`` keys: nothing the caller does grows
+        it beyond that), at
+        any of ``stop_tones`` (keys such as ``"#"``, Graph's names, or ``Tone``
+        members; ``stop_tones=()`` for none; the stop tone is not among the keys), after
+        ``first_tone_timeout`` seconds without a first key, after
+        ``inter_tone_timeout`` seconds without a further key, or when the call ends
+        (with the keys so far). Timeouts count from the end of the prompt, if any.
+
+        ``prompt`` is played first (one prompt, a WAV URL, or several); with
+        ``interrupt`` the first key stops it (barge-in, by cancelMediaProcessing,
+        which stops all of the call's media), and a key already waiting means it is
+        not played at all. A prompt still playing when the collection ends is
+        stopped the same way. Its tracker is on the result and is never raised here.
+
+        Keys after the ones used (typed after the stop tone) stay in the buffer for the
+        next reader. Tones are put in ``sequenceId`` order; when the keys that would
+        end the collection skip one, it waits up to ``reorder_grace`` seconds for it.
+
+        Raises ``InvalidRequestError`` (a ``ValueError``) for bad arguments or a second
+        collection on the same call, ``ClientClosedError`` when the client closes
+        first. Cancelling it stops the prompt and returns the keys it took to the buffer.
+        """
+        spec = CollectSpec.build(
+            max_tones=max_tones,
+            stop_tones=stop_tones,
+            first_tone_timeout=first_tone_timeout,
+            inter_tone_timeout=inter_tone_timeout,
+            interrupt=interrupt,
+            reorder_grace=reorder_grace,
+        )
+        play = None
+        if prompt is not None:
+            # Refused here, before anything is sent, not halfway through.
+            play = functools.partial(self.send, rq.PlayPromptRequest(prompts=prompt))
+        if self._closed_error is not None:
+            raise self._closed_error
+        self._table.claim(self)
+        if self._tone_buffer is None and not self.ended:
+            with contextlib.suppress(CallEndedError):  # then it ends as the call did
+                await (await self.subscribe_to_tone())
+        return await collect(
+            self._buffer_tones(),
+            spec,
+            call_id=self.id,
+            ended=lambda: self.ended,
+            play=play,
+            cancel_media=self._cancel_media,
+        )
 
     def send_dtmf_tones(
         self,

@@ -284,7 +284,14 @@ class CommsClient:
         return self._calls.handle(call_id)
 
     def _new_handle(self, call_id: str) -> CallHandle:
-        return CallHandle(call_id, actions=self._actions, table=self._calls, runner=self._runner)
+        return CallHandle(
+            call_id,
+            actions=self._actions,
+            table=self._calls,
+            runner=self._runner,
+            stats=self.stats,
+            buffered_tones=self.limits.buffered_tones,
+        )
 
     def _call_gone(self, call: KeptCall) -> None:
         """A keepAlive found the call gone (404): it ends as a read-back of "gone" does."""

@@ -20,6 +20,7 @@ from typing import IO, Any, TypeVar
 from graphcomms._call import CallHandle
 from graphcomms._client import CommsClient
 from graphcomms._settings import KeepAliveSettings
+from graphcomms._tones import CollectReason
 from graphcomms._tracker import OperationTracker
 from graphcomms.models import (
     Call,
@@ -37,6 +38,7 @@ GREETING = MediaPrompt.from_uri("https://media.example.com/ivr/greeting.wav")
 RECORD_PROMPT = MediaPrompt.from_uri("https://media.example.com/ivr/after-the-beep.wav")
 HOLD_MUSIC = MediaPrompt.from_uri("https://media.example.com/ivr/hold-music.wav")
 GOODBYE = MediaPrompt.from_uri("https://media.example.com/ivr/goodbye.wav")
+MENU = MediaPrompt.from_uri("https://media.example.com/ivr/enter-extension.wav")
 CALLER = "+14255550100"
 CALLER_KEYS = "42#"
 # Graph's 45 and 15 minutes, scaled down so that keepAlive matters within the demo:
@@ -165,25 +167,27 @@ async def _ivr(client: CommsClient, emulator: Any, timeline: Timeline) -> None:
         else:
             timeline.fail("the recording is not a WAV file")
 
-    # The caller types an extension; the bot reads tones until '#'.
-    digits: list[str] = []
-    tones = call.tones()
-
-    async def collect() -> None:
-        async for tone in tones:
-            timeline.line("dtmf", f"caller pressed {tone.key} (sequenceId {tone.sequence_id})")
-            if tone.key == "#":
-                return
-            digits.append(tone.key)
-
-    collector = asyncio.create_task(collect())
-    await emulator.press_keys(call_id, CALLER_KEYS)
-    await asyncio.wait_for(collector, timeout=5)
-    entered = "".join(digits)
-    if entered == CALLER_KEYS.rstrip("#"):
-        timeline.line("dtmf", f"extension {entered} collected")
+    # The menu asks for an extension; the caller types it while the menu still plays,
+    # and the first key stops the menu (barge-in). The bot reads keys until '#'.
+    await emulator.press_keys(call_id, CALLER_KEYS, during_prompt=True)
+    collected = await call.collect_tones(
+        prompt=[MENU], stop_tones="#", first_tone_timeout=5, inter_tone_timeout=5
+    )
+    for tone in collected.tones:
+        timeline.line("dtmf", f"caller pressed {tone.key} (sequenceId {tone.sequence_id})")
+    menu = collected.prompt
+    stopped = None if menu is None else await menu.wait(timeout=5)
+    if stopped is not None and stopped.completion_reason == "mediaOperationCanceled":
+        timeline.line("media", f"menu prompt stopped by the first key ({stopped.status!s})")
     else:
-        timeline.fail(f"collected {entered!r}, expected {CALLER_KEYS.rstrip('#')!r}")
+        timeline.fail(f"the menu prompt was not stopped by the first key: {stopped}")
+    entered = collected.keys
+    if entered == CALLER_KEYS.rstrip("#") and collected.reason is CollectReason.STOP_TONE:
+        timeline.line("dtmf", f"extension {entered} collected ({collected.reason})")
+    else:
+        timeline.fail(
+            f"collected {entered!r} ({collected.reason}), expected {CALLER_KEYS.rstrip('#')!r}"
+        )
 
     await timeline.operation("sendDtmfTones", call.send_dtmf_tones(entered))
 

@@ -132,8 +132,9 @@ class Channel(Generic[T]):
     def closed(self) -> bool:
         return self._closed is not None
 
-    def subscribe(self) -> AsyncIterator[T]:
-        """An iterator of the items published from now on; ends when the channel closes."""
+    def subscribe(self) -> _Subscription[T]:
+        """An iterator of the items published from now on; ends when the channel closes.
+        ``close()`` (or ``aclose()``) unsubscribes it."""
         sub: _Subscription[T] = _Subscription(self)
         if self._closed is not None:
             sub.push(_END)
@@ -185,6 +186,10 @@ class _Subscription(AsyncIterator[T]):
 
     async def aclose(self) -> None:
         """Stop receiving; frees the subscription at once."""
+        self.close()
+
+    def close(self) -> None:
+        """``aclose()`` without the await, for a finalizer."""
         self._channel._unsubscribe(self)
         self._items.clear()
         self._items.append(_END)

@@ -71,6 +71,9 @@ class Limits:
       recently heard of are released beyond it (``stats.untracked_released``).
     - ``ended_calls``: ended calls remembered, so a straggling notification is not
       taken for a new call.
+    - ``buffered_tones``: DTMF tones kept per call, after ``subscribe_to_tone()``, until
+      ``collect_tones()`` or a ``tones()`` iterator reads them; beyond it the oldest
+      unread one is dropped (``stats.tones_dropped``, ``call.tones_dropped``).
     """
 
     early_notifications: int = attrs.field(default=10_000, validator=_count)
@@ -79,6 +82,7 @@ class Limits:
     finished_operations: int = attrs.field(default=100_000, validator=_count)
     untracked_calls: int = attrs.field(default=1_000, validator=_count)
     ended_calls: int = attrs.field(default=10_000, validator=_count)
+    buffered_tones: int = attrs.field(default=256, validator=_count)
 
 
 @attrs.frozen(kw_only=True)

@@ -74,3 +74,6 @@ class ClientStats:
     keep_alives_overdue: int = 0
     #: Calls a keepAlive found gone (404): ended here, their operations failed.
     calls_found_gone: int = 0
+    #: DTMF tones dropped from a call's full tone buffer (``Limits.buffered_tones``)
+    #: before ``collect_tones()`` or a ``tones()`` iterator read them.
+    tones_dropped: int = 0

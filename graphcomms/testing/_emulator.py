@@ -452,14 +452,17 @@ class GraphEmulator:
             raise ValueError("no callback_uri given and no bot_webhook_url configured")
         return self._service.simulate_incoming_call(caller=caller, url=url)
 
-    async def press_keys(self, call_id: str, keys: str) -> None:
+    async def press_keys(self, call_id: str, keys: str, *, during_prompt: bool = False) -> None:
         """The caller presses DTMF ``keys`` (``0-9 * # A-D``), one tone each.
 
         Tones reach the bot only after it called subscribeToTone, with increasing
         ``sequenceId``; a running recording whose stopTones include a key stops at
-        once. KeyError for an unknown call, ValueError for an ended one or a bad key.
+        once. With ``during_prompt`` the keys are pressed while a playPrompt plays: at
+        once if one is playing, else the moment the next one starts (so a test can
+        barge in on a prompt it is about to play). KeyError for an unknown call,
+        ValueError for an ended one or a bad key.
         """
-        self._service.press_keys(call_id, keys)
+        self._service.press_keys(call_id, keys, during_prompt=during_prompt)
 
     async def caller_hangs_up(self, call_id: str) -> None:
         """The other side ends the call: ``deleted`` / ``terminated`` with 200/4097.

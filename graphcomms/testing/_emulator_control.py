@@ -21,7 +21,9 @@ POST   /_emulator/calls                       ring the bot: ``{"caller", "callba
                                               optional; 201 with the new call
 GET    /_emulator/calls                       every call, ended ones too, with its operations
 GET    /_emulator/calls/{id}                  one call
-POST   /_emulator/calls/{id}/pressKeys        the caller presses ``{"keys": "12#"}``
+POST   /_emulator/calls/{id}/pressKeys        the caller presses ``{"keys": "12#"}``; with
+                                              ``"duringPrompt": true`` while a prompt
+                                              plays (now, or when the next one starts)
 POST   /_emulator/calls/{id}/hangUp           the caller hangs up (200/4097)
 POST   /_emulator/faults/failNext             ``{"status", "retryAfter", "times", "pathContains",
                                               "method"}``: answer API requests with an error
@@ -152,11 +154,12 @@ class _ControlApi:
     async def press_keys(self, request: web.Request) -> web.StreamResponse:
         body = await _body(request)
         keys = _required(body, "keys", str)
+        during_prompt = bool(_optional(body, "duringPrompt", bool))
         call = self._call(request.match_info["call_id"])
         if call.ended:
             raise GraphError(409, "callEnded", f"Call {call.id} has ended.")
         try:
-            await self._emulator.press_keys(call.id, keys)
+            await self._emulator.press_keys(call.id, keys, during_prompt=during_prompt)
         except ValueError as exc:
             raise bad_request(str(exc)) from None
         return web.json_response(_call_json(call))
@@ -321,7 +324,7 @@ def _optional(body: JSON, name: str, kind: type[Any]) -> Any:
     if kind is int and isinstance(value, bool):
         raise bad_request(f"{name} must be an integer.")
     if not isinstance(value, kind):
-        noun = {str: "a string", int: "an integer", float: "a number"}[kind]
+        noun = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}[kind]
         raise bad_request(f"{name} must be {noun}.")
     return value
 
@@ -363,6 +366,8 @@ def _call_json(call: EmulatedCall) -> JSON:
         "callbackUri": call.callback_uri,
         "resultInfo": call.result_info,
         "toneSubscribed": call.tone_subscribed,
+        "playing": None if call.playing is None else call.playing.id,
+        "keysWaitingForPrompt": call._keys_for_prompt,
         "keepAlives": call.keep_alives,
         "notificationsDelivered": call.notifications_delivered,
         "notificationsDropped": call.notifications_dropped,

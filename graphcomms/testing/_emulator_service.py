@@ -186,8 +186,12 @@ class CallingService:
         self._post(call, notification("created", call.path(), data))
         return call.id
 
-    def press_keys(self, call_id: str, keys: str) -> None:
-        """The caller presses DTMF ``keys``: tones if subscribed, and stop tones."""
+    def press_keys(self, call_id: str, keys: str, *, during_prompt: bool = False) -> None:
+        """The caller presses DTMF ``keys``: tones if subscribed, and stop tones.
+
+        ``during_prompt``: while a prompt plays; now if one is playing, else as soon as
+        the next one starts (keys still waiting when the call ends are never pressed).
+        """
         call = self._find_call(call_id)
         if call.ended:
             raise ValueError(f"call {call_id} has ended")
@@ -197,6 +201,12 @@ class CallingService:
             if tone is None:
                 raise ValueError(f"not a DTMF key: {key!r}")
             tones.append(tone)
+        if during_prompt and call.playing is None:
+            call._keys_for_prompt += keys
+            return
+        self._press(call, tones)
+
+    def _press(self, call: EmulatedCall, tones: list[str]) -> None:
         for tone in tones:
             if call.tone_subscribed:
                 call.tone_sequence_id += 1
@@ -224,6 +234,12 @@ class CallingService:
                     completionReason="stopToneDetected",
                     **self._new_recording(call),
                 )
+
+    def _prompt_started(self, call: EmulatedCall) -> None:
+        """A prompt starts playing: the keys waiting for one are pressed now."""
+        keys, call._keys_for_prompt = call._keys_for_prompt, ""
+        if keys and call.playing is not None:
+            self._press(call, [KEY_TONES[key.upper()] for key in keys])
 
     def caller_hangs_up(self, call_id: str) -> None:
         """The other side ends the call (200/4097), unless it has ended already."""
@@ -700,6 +716,8 @@ class CallingService:
             while call._media_queue and not call.ended:
                 op = call._media_queue.popleft()
                 call._media_current = op
+                if call._keys_for_prompt:
+                    self._prompt_started(call)
                 if op._duration is None:
                     # Loops forever: it holds the queue until cancelled or the call ends.
                     return

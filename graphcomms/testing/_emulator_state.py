@@ -139,6 +139,8 @@ class EmulatedCall:
     _media_queue: deque[EmulatedOperation] = field(default_factory=deque, repr=False)
     _media_current: EmulatedOperation | None = field(default=None, repr=False)
     _media_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    # Keys the caller will press as soon as a prompt plays (press_keys(during_prompt=True)).
+    _keys_for_prompt: str = field(default="", repr=False)
     _fail_transfer: tuple[int, int, str] | None = field(default=None, repr=False)
     # Loop time by which the next keepAlive must come, and the timer that checks it.
     _keep_alive_deadline: float = field(default=0.0, repr=False)
@@ -147,6 +149,14 @@ class EmulatedCall:
     @property
     def ended(self) -> bool:
         return self.state in ENDED_STATES
+
+    @property
+    def playing(self) -> EmulatedOperation | None:
+        """The playPrompt operation playing now, if one is."""
+        current = self._media_current
+        if current is not None and current.odata_type == "playPromptOperation":
+            return current
+        return None
 
     @property
     def service_hosted_media(self) -> bool:

@@ -42,6 +42,7 @@ async def test_the_ivr_demo_behaves(seed: int) -> None:
         "playPrompt greeting",
         "recordResponse",
         "bytes of WAV",
+        "menu prompt stopped by the first key",
         "extension 42 collected",
         "sendDtmfTones",
         "startHoldMusic",

@@ -310,6 +310,15 @@ async def test_keys_are_checked(emulator: GraphEmulator, http: Http) -> None:
     assert "'x'" in body["error"]["message"]
 
 
+async def test_keys_can_wait_for_a_prompt(emulator: GraphEmulator, http: Http) -> None:
+    _, call = await http("POST", f"{emulator.control_url}/calls", {})
+    press = f"{emulator.control_url}/calls/{call['id']}/pressKeys"
+    status, body = await http("POST", press, {"keys": "12", "duringPrompt": True})
+    assert (status, body["keysWaitingForPrompt"], body["playing"]) == (200, "12", None)
+    status, body = await http("POST", press, {"keys": "3", "duringPrompt": "yes"})
+    assert (status, body["error"]["message"]) == (400, "duringPrompt must be a boolean.")
+
+
 async def test_ringing_needs_a_webhook(http: Http) -> None:
     async with GraphEmulator() as emulator:
         status, body = await http("POST", f"{emulator.control_url}/calls", {})

@@ -6,12 +6,15 @@ from typing_extensions import assert_type
 
 from graphcomms import (
     Call,
+    CollectReason,
     CommsClient,
     MediaPrompt,
     OperationTracker,
     PendingAction,
     PlayPromptOperation,
     TokenAcquisitionError,
+    ToneCollection,
+    ToneInfo,
 )
 from graphcomms.auth import AsyncTokenCredential, AzureIdentityTokenProvider
 from graphcomms.models import (
@@ -38,6 +41,28 @@ async def promises(client: CommsClient) -> None:
         assert_type(snapshot, PlayPromptOperation)
     recording = await client.download_recording(await rec)
     assert_type(recording, bytes)
+    menu = MediaPrompt.from_uri("https://x/menu.wav")
+    collected = await call.collect_tones(
+        max_tones=4,
+        stop_tones=("#", "*"),
+        first_tone_timeout=5,
+        inter_tone_timeout=3.5,
+        prompt=menu,
+        interrupt=True,
+    )
+    assert_type(collected, ToneCollection)
+    assert_type(collected.keys, str)
+    assert_type(collected.reason, CollectReason)
+    assert_type(collected.tones, tuple[ToneInfo, ...])
+    assert_type(collected.stop_tone, str | None)
+    assert_type(collected.prompt, OperationTracker[PlayPromptOperation] | None)
+    assert_type(
+        await call.collect_tones(stop_tones="#", prompt=[menu, "https://x/b.wav"]), ToneCollection
+    )
+    async for tone in call.tones():
+        assert_type(tone, ToneInfo)
+    assert_type(call.tones_dropped, int)
+    assert_type(client.stats.tones_dropped, int)
 
 
 async def idioms(client: CommsClient, credential: AsyncTokenCredential) -> None:
