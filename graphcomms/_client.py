@@ -54,8 +54,8 @@ _log = logging.getLogger("graphcomms.client")
 
 IncomingCallback = Callable[[CallHandle], Any]
 
-#: ``download_recording``'s default ``max_size``.
 DEFAULT_RECORDING_MAX_SIZE = 32 * 1024 * 1024
+"""``download_recording``'s default ``max_size``."""
 
 
 class CommsClient:

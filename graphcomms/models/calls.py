@@ -36,9 +36,17 @@ __all__ = ["Call", "MediaStream", "Participant", "RecordingInfo", "RemovedState"
 
 @attrs.frozen(kw_only=True)
 class Call:
+    """A snapshot of a call (Graph's ``call`` resource). Notifications carry partial
+    snapshots; a call handle merges them (``merged``) into ``handle.snapshot``.
+    Every field is Graph's property of the same name in camelCase; ``None`` means
+    Graph did not send it."""
+
     id: str | None = None
     state: CallState | str | None = None
+    """``incoming``, ``establishing``, ``established``, ``terminated``, ... as a
+    :class:`CallState` member, or Graph's string for a state graphcomms does not know."""
     result_info: ResultInfo | None = None
+    """Why the call ended, once it has (``code``/``subcode``)."""
     callback_uri: str | None = None
     direction: CallDirection | str | None = None
     source: ParticipantInfo | None = None
@@ -90,6 +98,8 @@ class RemovedState:
 
 @attrs.frozen(kw_only=True)
 class Participant:
+    """A roster entry (Graph's ``participant``)."""
+
     id: str | None = None
     info: ParticipantInfo | None = None
     is_in_lobby: bool | None = None

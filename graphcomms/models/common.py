@@ -35,8 +35,12 @@ class ResultInfo:
     """Outcome of an operation or reason a call ended: ``code`` 2xx is success."""
 
     code: int | None = None
+    """An HTTP-like status: 2xx success; for a call's end, e.g. 200 (hung up
+    normally), 408 (``subcode`` 8537: no keepAlive for 45 minutes)."""
     subcode: int | None = None
+    """Graph's finer reason (e.g. 4097 for a caller who hung up)."""
     message: str | None = None
+    """Graph's text; for people, not for branching on."""
 
     @property
     def is_success(self) -> bool:
@@ -132,7 +136,10 @@ class ToneInfo:
     """A DTMF tone the caller pressed; ``sequence_id`` orders them."""
 
     sequence_id: int | None = None
+    """Graph's order of the key presses: tones may arrive out of order."""
     tone: Tone | str | None = None
+    """The key, as a :class:`Tone` (``Tone.TONE1``, ``Tone.POUND``; ``.key`` gives
+    ``"1"``, ``"#"``), or Graph's string for a tone graphcomms does not know."""
 
 
 @attrs.frozen(kw_only=True)
