@@ -42,9 +42,11 @@ def _as_client(bot: EmulatedBot) -> Callable[..., contextlib.AbstractAsyncContex
 
 
 @contextlib.asynccontextmanager
-async def _emulated() -> AsyncIterator[tuple[GraphEmulator, EmulatedBot]]:
+async def _emulated(
+    prompt_seconds: float = 0.01,
+) -> AsyncIterator[tuple[GraphEmulator, EmulatedBot]]:
     async with (
-        GraphEmulator(seed=0, prompt_seconds=0.01) as emulator,
+        GraphEmulator(seed=0, prompt_seconds=prompt_seconds) as emulator,
         emulated_bot(emulator) as bot,
     ):
         yield emulator, bot
@@ -58,11 +60,11 @@ async def bot() -> AsyncIterator[Namespace]:
 
 
 @contextlib.asynccontextmanager
-async def bot_call() -> AsyncIterator[Namespace]:
+async def bot_call(prompt_seconds: float = 0.01) -> AsyncIterator[Namespace]:
     """An established call: ``client``, ``call`` and its id ``call_id``, ``prompts``, a
     done-callback ``on_done``, and ``CommsClient`` standing for a client made with
     ``token`` and ``CALLBACK_URL`` (the same client)."""
-    async with _emulated() as (_, emulated):
+    async with _emulated(prompt_seconds) as (_, emulated):
         client = emulated.client
         callee = InvitationParticipantInfo(identity=IdentitySet.for_phone("+14255550100"))
         call = await client.create_call(targets=[callee])
@@ -106,23 +108,31 @@ async def ringing_bot() -> AsyncIterator[Namespace]:
                 await task
 
 
+def long_media_call() -> contextlib.AbstractAsyncContextManager[Namespace]:
+    """``bot_call``, where a prompt plays for a minute: still running when the block
+    ends the call or closes the client."""
+    return bot_call(prompt_seconds=60.0)
+
+
 _CLIENT = "from graphcomms import CommsClient\nclient: CommsClient\n"
+
+_CALL = (
+    _CLIENT + "from collections.abc import Sequence\n"
+    "from typing import Any\n"
+    "from graphcomms import CallHandle, MediaPrompt, OperationTracker\n"
+    "from graphcomms.typing import TokenLike\n"
+    "token: TokenLike\n"
+    "CALLBACK_URL: str\n"
+    "GREETING_WAV: str\n"
+    "call: CallHandle\n"
+    "call_id: str\n"
+    "prompts: Sequence[MediaPrompt]\n"
+    "def on_done(tracker: OperationTracker[Any], /) -> None: ...\n"
+)
 
 SETUPS: dict[str, Setup] = {
     "bot": Setup(bot, _CLIENT),
     "ringing_bot": Setup(ringing_bot, _CLIENT),
-    "bot_call": Setup(
-        bot_call,
-        _CLIENT + "from collections.abc import Sequence\n"
-        "from typing import Any\n"
-        "from graphcomms import CallHandle, MediaPrompt, OperationTracker\n"
-        "from graphcomms.typing import TokenLike\n"
-        "token: TokenLike\n"
-        "CALLBACK_URL: str\n"
-        "GREETING_WAV: str\n"
-        "call: CallHandle\n"
-        "call_id: str\n"
-        "prompts: Sequence[MediaPrompt]\n"
-        "def on_done(tracker: OperationTracker[Any], /) -> None: ...\n",
-    ),
+    "bot_call": Setup(bot_call, _CALL),
+    "long_media_call": Setup(long_media_call, _CALL),
 }

@@ -77,14 +77,24 @@ class ReceiverStats:
     """Running counts of what the receiver answered, one counter per outcome."""
 
     accepted: int = 0
+    """202: bodies handed to the sink."""
     legacy: int = 0
+    """204: legacy Skype-format bodies (the platform resends them in Graph's format)."""
     rejected_auth: int = 0
+    """401: no token, or one that is not a valid platform token."""
     rejected_forbidden: int = 0
+    """403: a valid token for another app or tenant (check ``app_id`` and
+    ``allowed_tenants``)."""
     too_large: int = 0
+    """413: bodies over ``max_body_size``, declared or read."""
     unsupported_media_type: int = 0
+    """415: a ``Content-Type`` or charset other than UTF-8 JSON."""
     timed_out: int = 0
+    """408: bodies not received within ``body_timeout``."""
     malformed: int = 0
+    """400: not JSON, not an object, or not a notification the sink could use."""
     failed: int = 0
+    """503/500: no sink attached yet, the client closed, or the sink failed."""
 
 
 _ACCEPTED: Final = ReceiverResult(202, "accepted", dispatched=True)
