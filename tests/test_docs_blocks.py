@@ -86,7 +86,13 @@ BLOCKS = list(_blocks())
 def _missing(block: Block) -> str | None:
     """The module the block requires, when it is not installed."""
     module = block.options.get("requires")
-    return module if module and importlib.util.find_spec(module) is None else None
+    if not module:
+        return None
+    try:
+        found = importlib.util.find_spec(module)
+    except ModuleNotFoundError:  # its parent package (azure) is not installed either
+        found = None
+    return module if found is None else None
 
 
 def _skip_unless_installed(block: Block) -> None:
