@@ -156,9 +156,9 @@ class CallHandle:
         """Wait until the call is in one of ``states``; returns the snapshot then.
 
         Returns at once if it already is. Raises ``CallEndedError`` if the call ends
-        first (unless ``terminated`` is among ``states``), the builtin ``TimeoutError``
-        after ``timeout`` seconds, and ``InvalidRequestError`` at once for a state that
-        Graph does not have.
+        first (unless ``terminated`` is among ``states``), ``ClientClosedError`` if the
+        client closes first, the builtin ``TimeoutError`` after ``timeout`` seconds,
+        and ``InvalidRequestError`` at once for a state that Graph does not have.
         """
         wanted = frozenset(_call_state(s) for s in states)
         if not wanted:
@@ -190,11 +190,18 @@ class CallHandle:
                 self._waiting_since = None
 
     def states(self) -> AsyncIterator[Call]:
-        """Each new call snapshot whose state changed, until the call ends."""
+        """Each new call snapshot whose state changed, from now on.
+
+        When the call ends it yields the ``terminated`` snapshot, then ends
+        (``StopAsyncIteration``); it also ends, with no error, when the client closes.
+        """
         self._table.claim(self)
         return self._states.subscribe()
 
     def on_state(self, fn: Callable[[Call], Any]) -> None:
+        """Call ``fn(snapshot)`` (sync or async) for each state change, the
+        ``terminated`` one included; never after the call ended or the client closed.
+        A callback that raises is logged (``graphcomms.callbacks``) and counted."""
         self._table.claim(self)
         self._states.add_callback(fn)
 
@@ -209,6 +216,7 @@ class CallHandle:
         without taking. Graph may deliver a tone late (out of order): it is still
         delivered, and its ``sequence_id`` says where it belongs. Repeats of a
         ``sequence_id`` are dropped.
+        Ends (``StopAsyncIteration``) when the call ends or the client closes.
         """
         self._table.claim(self)
         buffer = self._tone_buffer
@@ -216,8 +224,9 @@ class CallHandle:
         return ToneIterator(self._tones.subscribe(), replay, self._read_tone)
 
     def on_tone(self, fn: Callable[[ToneInfo], Any]) -> None:
-        """Call ``fn(tone)`` for each new tone (sync or async); it takes nothing from
-        the buffer that ``tones()`` and ``collect_tones`` read."""
+        """Call ``fn(tone)`` (sync or async) for each new tone; it takes nothing from
+        the buffer that ``tones()`` and ``collect_tones`` read. Never called after the
+        call ended or the client closed."""
         self._table.claim(self)
         self._tones.add_callback(fn)
 
@@ -241,11 +250,13 @@ class CallHandle:
         return buffer
 
     def roster(self) -> AsyncIterator[tuple[Participant, ...]]:
-        """Each roster update: the participants it names."""
+        """Each roster update: the participants it names. Ends when the call ends or
+        the client closes."""
         self._table.claim(self)
         return self._roster.subscribe()
 
     def on_roster(self, fn: Callable[[tuple[Participant, ...]], Any]) -> None:
+        """Call ``fn(participants)`` (sync or async) for each roster update."""
         self._table.claim(self)
         self._roster.add_callback(fn)
 
@@ -325,6 +336,12 @@ class CallHandle:
         ``participant_id`` is for actions on one participant (see :meth:`participant`).
         Media operations (playPrompt, record, sendDtmfTones) can be cancelled through
         their tracker.
+
+        Every action method takes ``client_context=``: Graph echoes it on the operation
+        and its notifications. graphcomms generates a unique one when it is ``None``
+        and registers the tracker under it before the request is sent. At most 256
+        characters (Graph's limit): a longer one raises ``InvalidRequestError`` here,
+        before anything is sent.
         """
         self._table.claim(self)
         return self._actions.send(

@@ -54,8 +54,8 @@ _log = logging.getLogger("graphcomms.client")
 
 IncomingCallback = Callable[[CallHandle], Any]
 
-#: ``download_recording``'s default ``max_size``.
 DEFAULT_RECORDING_MAX_SIZE = 32 * 1024 * 1024
+"""``download_recording``'s default ``max_size``."""
 
 
 class CommsClient:
@@ -66,8 +66,10 @@ class CommsClient:
 
     - ``token``: a fixed bearer token, an async callable returning one, or a
       :class:`~graphcomms.typing.TokenProvider` (see :mod:`graphcomms.auth`).
-    - ``base_url``: Graph v1.0 by default; ``GRAPH_BETA``, a national cloud, or the
-      emulator's URL.
+    - ``base_url``: the root every request path is resolved against: ``GRAPH_V1``
+      (default), ``GRAPH_BETA`` (for the beta actions), a national cloud's root such as
+      ``https://graph.microsoft.us/v1.0/``, or the emulator's ``graph_url``. URLs Graph
+      returns (``Location``, recordings) are used as given.
     - ``callback_uri``: where Graph sends the notifications of calls this client
       creates or answers (unless the call names another).
     - ``notifications``: any async iterable of notification bodies, consumed in a task
@@ -82,6 +84,9 @@ class CommsClient:
       (:class:`KeepAliveSettings`: a keepAlive every 15 minutes by default).
     - ``on_late_result``: ``fn(tracker, snapshot)``, sync or async, for a terminal
       snapshot that arrives after the tracker's own deadline.
+
+    ``stats`` (:class:`~graphcomms.ClientStats`) counts what the client did. What
+    :meth:`aclose` ends, fails and waits for is in its own docstring.
     """
 
     def __init__(
@@ -270,7 +275,10 @@ class CommsClient:
             _log.exception("notification source failed; no more notifications from it")
 
     def incoming_calls(self) -> AsyncIterator[CallHandle]:
-        """Calls Graph offers the bot (``created``, state ``incoming``), from now on."""
+        """Calls Graph offers the bot (``created``, state ``incoming``), from now on.
+
+        Answer (or reject, redirect) each within 15 seconds, Graph's deadline. Ends
+        (``StopAsyncIteration``) when the client closes."""
         return self._calls.incoming_calls()
 
     def on_incoming_call(self, fn: IncomingCallback) -> None:

@@ -89,6 +89,12 @@ class Limits:
 class RetryPolicy:
     """When and how long the HTTP transport waits before sending again.
 
+    What is sent again: a 429 (any method); a 503 for an idempotent method (GET, DELETE,
+    ...) or with ``Retry-After``; a 504 for an idempotent method; a connection error
+    before the request was sent, or after it for an idempotent method. An action POST
+    that may have reached Graph is never re-sent. A 401 is sent once more with a fresh
+    token, outside this policy. Nothing else is retried.
+
     ``max_attempts`` counts every try, the first included (1 turns retries off; the single
     re-send after a 401 with a refreshed token is not counted). ``max_delay`` is the
     longest single wait, ever: a longer ``Retry-After`` is cut to it. Without

@@ -67,15 +67,17 @@ class OperationTracker(Generic[OpT]):
         runner: CallbackRunner,
         cancel_hook: CancelHook | None = None,
     ) -> None:
-        #: The call's id, normalised (lower case, no hyphens).
         self.call_id = call_id
+        """The call's id, normalised (lower case, no hyphens)."""
         self.client_context = client_context
-        #: Graph's operation id, normalised; ``None`` until known (or never, see Graph's
-        #: beta transcription actions), in which case ``client_context`` correlates.
         self.operation_id: str | None = None
-        #: A terminal snapshot that arrived after the tracker's own deadline had failed
-        #: it; recorded so that a late outcome is never silently dropped.
+        """Graph's operation id, normalised; ``None`` until known (or never, see Graph's
+        beta transcription actions), in which case ``client_context`` correlates.
+        """
         self.late_operation: OpT | None = None
+        """A terminal snapshot that arrived after the tracker's own deadline had failed
+        it; recorded so that a late outcome is never silently dropped.
+        """
         self._snapshot: OpT = snapshot
         self._runner = runner
         self._cancel_hook = cancel_hook

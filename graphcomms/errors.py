@@ -99,7 +99,8 @@ class TokenAcquisitionError(GraphCommsError):
 class TransportError(GraphCommsError):
     """No usable HTTP response: connection refused or reset, DNS, TLS, unreadable body.
 
-    ``sent`` says whether the request may have reached the service; a POST that may
+    Attributes: ``method`` and ``url`` (its query left out of the message), ``sent``,
+    ``transient``. ``sent`` says whether the request may have reached the service; a POST that may
     have reached it is never re-sent automatically. ``transient`` is False where asking
     again cannot help (a redirect loop, a redirect to a URL that is not http): such an
     error is never retried.
@@ -127,8 +128,12 @@ class ResponseTooLargeError(TransportError):
 class ResponseError(GraphCommsError):
     """Graph answered with a non-2xx status.
 
-    ``code`` and ``message`` come from Graph's error body (``error.code`` is the part
-    safe to branch on); ``text`` is the raw body when it was not Graph's JSON shape.
+    Attributes: ``status``; ``method`` and ``url``; ``code`` and ``message`` from
+    Graph's error body (``error.code`` is the part safe to branch on) and
+    ``inner_code`` (``error.innerError.code``); ``request_id`` (Graph's) and
+    ``client_request_id`` (the one graphcomms sent): give both to Microsoft support;
+    ``text``, the raw body when it was not Graph's JSON shape; ``headers``, the
+    answer's headers.
     """
 
     def __init__(
@@ -203,7 +208,8 @@ class ServerError(ResponseError):
 
 
 class OperationError(GraphCommsError):
-    """An operation did not end in success; ``operation`` is its latest snapshot."""
+    """An operation did not end in success; ``operation`` is its latest snapshot (the
+    terminal one for :class:`OperationFailedError`, ``None`` when there was none)."""
 
     def __init__(self, message: str, *, operation: CommsOperation | None) -> None:
         super().__init__(message)
@@ -214,7 +220,8 @@ class OperationFailedError(OperationError):
     """The operation reached a terminal status that is not success.
 
     ``completed`` with a non-2xx ``resultInfo.code`` or a failure ``completionReason``
-    counts as failure, as does ``failed``.
+    counts as failure, as does ``failed``. ``operation`` is the terminal snapshot
+    (its ``completion_reason`` says why), ``result_info`` its ``resultInfo``.
     """
 
     operation: CommsOperation
@@ -239,7 +246,9 @@ class OperationFailedError(OperationError):
 class CallEndedError(OperationError):
     """The call ended (deleted, terminated, or gone) while the operation was pending.
 
-    ``result_info`` is the call's end reason when Graph sent one.
+    ``call_id`` names the call; ``result_info`` is the call's end reason when Graph
+    sent one (200/4097: the caller hung up; 408/8537: no keepAlive for 45 minutes);
+    ``operation`` is the operation's latest snapshot.
     """
 
     def __init__(

@@ -35,8 +35,12 @@ class ResultInfo:
     """Outcome of an operation or reason a call ended: ``code`` 2xx is success."""
 
     code: int | None = None
+    """An HTTP-like status: 2xx success; for a call's end, e.g. 200 (hung up
+    normally), 408 (``subcode`` 8537: no keepAlive for 45 minutes)."""
     subcode: int | None = None
+    """Graph's finer reason (e.g. 4097 for a caller who hung up)."""
     message: str | None = None
+    """Graph's text; for people, not for branching on."""
 
     @property
     def is_success(self) -> bool:
@@ -46,10 +50,18 @@ class ResultInfo:
 
 @attrs.frozen(kw_only=True)
 class Identity:
+    """One party's identity (Graph's ``identity``); which kind it is depends on the
+    ``IdentitySet`` field that holds it."""
+
     id: str | None = None
+    """A user's or application's id, an application instance's id, or a phone number
+    in E.164 form."""
     display_name: str | None = None
+    """The name clients show."""
     tenant_id: str | None = None
+    """The tenant of a user (for calls across tenants)."""
     identity_provider: str | None = None
+    """Where the identity comes from (Graph's ``identityProvider``), when sent."""
 
 
 @attrs.frozen(kw_only=True)
@@ -83,13 +95,22 @@ class IdentitySet:
 
 @attrs.frozen(kw_only=True)
 class ParticipantInfo:
+    """Who a participant is and where from (Graph's ``participantInfo``)."""
+
     identity: IdentitySet | None = None
+    """The participant's identities (user, application, application instance, phone)."""
     endpoint_type: EndpointType | str | None = None
+    """The kind of client (``default``, ``voicemail``, ``skypeForBusiness``, ...)."""
     region: str | None = None
+    """The home region of the participant, as Graph reports it."""
     language_id: str | None = None
+    """The participant's language, as Graph reports it."""
     country_code: str | None = None
+    """The participant's country code (ISO 3166-1 alpha-2), as Graph reports it."""
     participant_id: str | None = None
+    """The participant's id in the call."""
     platform_id: str | None = None
+    """The client platform's id, as Graph reports it."""
 
 
 @attrs.frozen(kw_only=True)
@@ -137,7 +158,10 @@ class ToneInfo:
     """
 
     sequence_id: int | None = None
+    """Graph's order of the key presses: tones may arrive out of order."""
     tone: Tone | str | None = None
+    """The key, as a :class:`Tone` (``Tone.TONE1``, ``Tone.POUND``; ``.key`` gives
+    ``"1"``, ``"#"``), or Graph's string for a tone graphcomms does not know."""
 
     @property
     def key(self) -> str:

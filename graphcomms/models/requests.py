@@ -185,8 +185,8 @@ class OperationRequest(ActionRequest, Generic[OpT]):
     """
 
     _operation: ClassVar[type[CommsOperation]] = CommsOperation
-    #: A media operation, which ``cancelMediaProcessing`` stops (``tracker.cancel()``).
     media: ClassVar[bool] = False
+    """A media operation, which ``cancelMediaProcessing`` stops (``tracker.cancel()``)."""
     client_context: str | None = attrs.field(default=None, validator=_client_context)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -117,7 +117,32 @@ def add_routes(
 
     Also loads the signing keys when ``app`` starts (a failure only logs a warning) and
     closes the receiver when ``app`` cleans up.
+
+    Call it while building ``app``, or while it starts: from ``app.cleanup_ctx`` or
+    ``on_startup``, where a ``CommsClient`` opened for the app's lifetime is at hand::
+
+        async def graph(app: web.Application) -> AsyncIterator[None]:
+            async with CommsClient(token, callback_uri=CALLBACK_URL) as client:
+                add_routes(app, NotificationReceiver(client, validator))
+                yield
+
+        app.cleanup_ctx.append(graph)
+
+    Added while the app starts, the keys are loaded with the first notification
+    instead. Once the app has started its routes are frozen, and this raises
+    :class:`RuntimeError`; a receiver built without a client
+    (``NotificationReceiver(validator=...)``) can be routed early and given its client
+    later (``receiver.sink = client``).
     """
+    # aiohttp freezes on_startup, runs it (cleanup_ctx included), and only then freezes
+    # the router and the other signals (AppRunner, 3.9 to 3.14): routes and on_cleanup
+    # still take additions while the app starts.
+    if app.pre_frozen:
+        raise RuntimeError(
+            "add_routes() is too late once the app has started (its routes are frozen): "
+            "call it while building the app or from cleanup_ctx/on_startup, or route a "
+            "NotificationReceiver(validator=...) early and set receiver.sink = client later"
+        )
     app.router.add_post(path, make_handler(receiver), expect_handler=_expect)
 
     async def load_keys(_: web.Application) -> None:
@@ -127,7 +152,9 @@ def add_routes(
     async def close(_: web.Application) -> None:
         await receiver.aclose()
 
-    app.on_startup.append(load_keys)
+    if not app.on_startup.frozen:
+        app.on_startup.append(load_keys)
+    # else: added while the app starts; the validator fetches the keys on first use.
     app.on_cleanup.append(close)
 
 

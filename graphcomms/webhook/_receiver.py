@@ -77,14 +77,24 @@ class ReceiverStats:
     """Running counts of what the receiver answered, one counter per outcome."""
 
     accepted: int = 0
+    """202: bodies handed to the sink."""
     legacy: int = 0
+    """204: legacy Skype-format bodies (the platform resends them in Graph's format)."""
     rejected_auth: int = 0
+    """401: no token, or one that is not a valid platform token."""
     rejected_forbidden: int = 0
+    """403: a valid token for another app or tenant (check ``app_id`` and
+    ``allowed_tenants``)."""
     too_large: int = 0
+    """413: bodies over ``max_body_size``, declared or read."""
     unsupported_media_type: int = 0
+    """415: a ``Content-Type`` or charset other than UTF-8 JSON."""
     timed_out: int = 0
+    """408: bodies not received within ``body_timeout``."""
     malformed: int = 0
+    """400: not JSON, not an object, or not a notification the sink could use."""
     failed: int = 0
+    """503/500: no sink attached yet, the client closed, or the sink failed."""
 
 
 _ACCEPTED: Final = ReceiverResult(202, "accepted", dispatched=True)
@@ -190,11 +200,17 @@ class NotificationReceiver:
 
     The receiver owns ``validator``: ``aclose()`` closes it. ``validate=False`` turns
     token checks off for local development only, and says so loudly.
+
+    ``sink`` may be left out and set later (``receiver.sink = client``): an aiohttp app
+    must have its routes before it starts, while its ``CommsClient`` is usually opened
+    as it starts (``app.cleanup_ctx``). Until a sink is set, a request whose token
+    passed is answered 503 without its body being read (counted in ``stats.failed``);
+    a token is still checked first, so nobody learns the state without one.
     """
 
     def __init__(
         self,
-        sink: NotificationSink,
+        sink: NotificationSink | None = None,
         validator: TokenValidator | None = None,
         *,
         validate: bool = True,
@@ -217,7 +233,7 @@ class NotificationReceiver:
                 "checked and anyone who can reach this endpoint can inject notifications. "
                 "Never run this outside local development."
             )
-        self.sink = sink
+        self.sink: NotificationSink | None = sink
         self.validator = validator
         self.max_body_size = max_body_size
         self.body_timeout = body_timeout
@@ -251,8 +267,9 @@ class NotificationReceiver:
 
         Checks the declared ``Content-Length`` (413), the ``Content-Type`` (415: only
         ``application/json``, ``application/octet-stream`` or none, with no charset but
-        UTF-8), then the bearer token (401/403). A refused request's body must not be
-        read. A token already validated and still current is checked without awaiting.
+        UTF-8), then the bearer token (401/403), then that a sink is set (503). A
+        refused request's body must not be read. A token already validated and still
+        current is checked without awaiting.
         """
         if _declared_length(headers) > self.max_body_size:
             return self._too_large()
@@ -264,7 +281,11 @@ class NotificationReceiver:
         if validator is not None:
             token = _bearer_token(_header(headers, "Authorization"))
             if token is None or validator.validated(token) is None:
-                return await self._authenticate(validator, token)
+                refusal = await self._authenticate(validator, token)
+                if refusal is not None:
+                    return refusal
+        if self.sink is None:
+            return self._no_sink()
         return None
 
     def accept(self, body: bytes) -> ReceiverResult:
@@ -282,6 +303,11 @@ class NotificationReceiver:
         self.stats.timed_out += 1
         logger.info("refused a notification: %s (408)", _TIMED_OUT.reason)
         return _TIMED_OUT
+
+    def _no_sink(self) -> ReceiverResult:
+        self.stats.failed += 1
+        logger.warning("refused a notification: no client is attached yet (503)")
+        return _SINK_CLOSED
 
     def _too_large(self) -> ReceiverResult:
         self.stats.too_large += 1
@@ -321,8 +347,11 @@ class NotificationReceiver:
             self.stats.legacy += 1
             logger.info("answered a legacy-format notification with 204")
             return _LEGACY
+        sink = self.sink
+        if sink is None:
+            return self._no_sink()
         try:
-            self.sink.feed(document)
+            sink.feed(document)
         except (ValueError, RecursionError) as exc:
             # The exception's text is not logged: a sink may quote the payload, and the
             # payload may hold a recording access token.

@@ -29,7 +29,7 @@ from webhook_support import (
     make_token,
 )
 
-from graphcomms.webhook import NotificationReceiver, TokenValidator, make_app
+from graphcomms.webhook import NotificationReceiver, TokenValidator, add_routes, make_app
 
 # Quoted: TestClient is generic only from aiohttp 3.11, and the floor is older.
 Client: TypeAlias = "TestClient[Any, Any]"
@@ -657,3 +657,83 @@ async def test_concurrent_requests_with_one_token_verify_once(
     assert len(sink.fed) == 21
     assert receiver.validator is not None
     assert receiver.validator.stats.verifications == 1
+
+
+async def test_a_client_opened_in_cleanup_ctx_receives_through_routes_added_before(
+    keys: dict[str, SigningKey], settings: Any, sink: RecordingSink
+) -> None:
+    """The deployment shape: routes while building the app, the client (here a sink)
+    attached as the app starts; a request before that is 503 and dispatches nothing."""
+    receiver = NotificationReceiver(validator=TokenValidator(settings()))
+    app = web.Application()
+    add_routes(app, receiver)
+    attached = []
+
+    async def graph(_: web.Application) -> AsyncIterator[None]:
+        receiver.sink = sink
+        attached.append(True)
+        yield
+        receiver.sink = None
+
+    app.cleanup_ctx.append(graph)
+    token = make_token(keys["key1"])
+    # Not started: the receiver has no sink yet.
+    assert await receiver.check({"Authorization": f"Bearer {token}"}) is not None
+    async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as http:
+        assert attached == [True]
+        response = await post(http, token)
+        assert response.status == 202
+        assert sink.fed == [envelope()]
+        assert (await post(http, None)).status == 401  # the token still comes first
+    assert receiver.stats.accepted == 1
+
+
+async def test_without_a_sink_a_valid_token_gets_503_and_nothing_is_read(
+    keys: dict[str, SigningKey], settings: Any
+) -> None:
+    async with TokenValidator(settings()) as validator:
+        receiver = NotificationReceiver(validator=validator)
+        token = make_token(keys["key1"])
+        result = await receiver.check({"Authorization": f"Bearer {token}"})
+        assert result is not None
+        assert (result.status, result.dispatched) == (503, False)
+        no_token = await receiver.check({})
+        assert no_token is not None
+        assert no_token.status == 401
+        assert receiver.accept(json.dumps(envelope()).encode()).status == 503
+        assert receiver.stats.failed == 2
+        assert receiver.stats.accepted == 0
+
+
+async def test_add_routes_from_cleanup_ctx_with_the_client_opened_there(
+    keys: dict[str, SigningKey], settings: Any, sink: RecordingSink
+) -> None:
+    """The code users write: the client (here a sink) and the routes made as the app
+    starts. aiohttp refused this before (on_startup is frozen by then)."""
+    app = web.Application()
+    receivers: list[NotificationReceiver] = []
+
+    async def graph(app: web.Application) -> AsyncIterator[None]:
+        receiver = NotificationReceiver(sink, TokenValidator(settings()))
+        add_routes(app, receiver)
+        receivers.append(receiver)
+        yield
+
+    app.cleanup_ctx.append(graph)
+    async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as http:
+        assert (await post(http, make_token(keys["key1"]))).status == 202
+        assert sink.fed == [envelope()]
+        [receiver] = receivers
+        assert receiver.validator is not None
+        assert receiver.validator.stats.verifications == 1
+    # The receiver was closed with the app: its validator's session is gone.
+    assert receiver.validator._session is None or receiver.validator._session.closed
+
+
+async def test_add_routes_on_a_started_app_says_what_to_do_instead(
+    receiver: NotificationReceiver,
+) -> None:
+    app = web.Application()
+    async with TestClient(TestServer(app, host="127.0.0.1", port=0)):
+        with pytest.raises(RuntimeError, match=r"receiver\.sink = client"):
+            add_routes(app, receiver)
