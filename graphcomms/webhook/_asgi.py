@@ -19,7 +19,7 @@ this one is the adapter's, around ``receive()``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -107,7 +107,7 @@ class ASGINotificationApp:
         return f"<ASGINotificationApp on {where} with {self.receiver!r}>"
 
     @asynccontextmanager
-    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+    async def lifespan(self, app: object = None) -> AsyncGenerator[None, None]:
         """Load the signing keys on entry (a failed fetch only logs a warning: keys are
         fetched again on the first request), close the receiver on exit. ``app`` is
         ignored: it is there so that this method is a framework's lifespan function."""
