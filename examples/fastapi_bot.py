@@ -66,8 +66,8 @@ def create_app(client: CommsClient, validation: TokenValidationSettings) -> Fast
         async with notifications.lifespan(app):
             yield
 
-    # A Route, not app.mount(): a mount answers /callback only by redirecting to
-    # /callback/, and Graph does not follow redirects.
+    # A Route, not app.mount(): a mount at /callback answers a POST to /callback with
+    # a redirect to /callback/.
     app = FastAPI(lifespan=lifespan, routes=[Route("/callback", notifications, methods=["POST"])])
     client.on_incoming_call(greet)
 

@@ -1,15 +1,15 @@
 """The ASGI adapter: the receiver's two phases around a bounded, timed ``receive()`` loop.
 
 A plain ASGI 3 application, so it needs no web framework: run it alone under an ASGI
-server (uvicorn, hypercorn), or route to it from Starlette or FastAPI with
-``Route("/callback", app, methods=["POST"])`` (a ``Mount`` would answer ``/callback``
-only with a trailing slash, by redirecting, and Graph does not follow redirects).
+server, or route to it from Starlette or FastAPI with
+``Route("/callback", app, methods=["POST"])``: a ``Mount`` at ``/callback`` answers a
+POST to ``/callback`` with a 307 redirect to ``/callback/``, not with the app.
 
 Per request: an unknown ``Expect`` is 417; then ``receiver.check(headers)``, and a
-refusal is answered at once, before the first ``receive()``. The ASGI server sends
-``100 Continue`` only when the application first calls ``receive()`` (uvicorn and
-hypercorn do so), so a refused client never gets one. Otherwise the body (at most
-``max_body_size`` bytes, within ``body_timeout`` seconds for the whole of it, else 408),
+refusal is answered at once, before the first ``receive()``. uvicorn (both its HTTP
+protocols) sends ``100 Continue`` only when the application first calls ``receive()``,
+so a refused client never gets one (ASGI leaves that to the server). Otherwise the body
+(at most ``max_body_size`` bytes, within ``body_timeout`` seconds for the whole of it, else 408),
 then ``receiver.accept(body)``. Every answer sent with the body unread carries
 ``Connection: close``, so the server closes the connection instead of waiting for (or
 draining) a body nobody will read. ASGI servers have no body deadline of their own:
