@@ -19,6 +19,7 @@ this one is the adapter's, around ``receive()``.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -61,6 +62,21 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+if sys.version_info >= (3, 11):
+
+    async def _read_body_within(receive: Receive, limit: int, seconds: float) -> bytes:
+        """:func:`_read_body` within ``seconds``, else ``TimeoutError``. A third of what
+        ``wait_for`` costs on 3.11 (no task), which matters: most bodies are in hand."""
+        async with asyncio.timeout(seconds):
+            return await _read_body(receive, limit)
+
+else:
+
+    async def _read_body_within(receive: Receive, limit: int, seconds: float) -> bytes:
+        """:func:`_read_body` within ``seconds``, else ``asyncio.TimeoutError``."""
+        return await asyncio.wait_for(_read_body(receive, limit), seconds)
 
 
 async def _answer(send: Send, result: ReceiverResult, *, close: bool) -> None:
@@ -145,7 +161,7 @@ class ASGINotificationApp:
         # Header names come lower-cased; values are Latin-1 (RFC 9110 §5.5). The first of
         # a repeated header counts, as in aiohttp's request.headers.
         headers = CIMultiDict(
-            (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
+            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
         )
         expect = headers.get("expect")
         if (
@@ -159,7 +175,7 @@ class ASGINotificationApp:
             return refusal, True
         limit = receiver.max_body_size
         try:
-            body = await asyncio.wait_for(_read_body(receive, limit), receiver.body_timeout)
+            body = await _read_body_within(receive, limit, receiver.body_timeout)
         except asyncio.TimeoutError:
             return receiver.body_timed_out(), True
         # Over the limit, the rest of the body is unread.
