@@ -238,3 +238,29 @@ async def test_a_refused_answer_closes_the_connection_even_with_the_body_sent(
     assert headers["connection"] == "close"
     assert rest == b"missing or malformed bearer token"
     assert sink.fed == []
+
+
+async def test_the_repr_says_where_and_what_checks(sink: RecordingSink) -> None:
+    receiver = NotificationReceiver(sink, validate=False)
+    assert repr(ASGINotificationApp(receiver, path="/callback")) == (
+        "<ASGINotificationApp on '/callback' with <NotificationReceiver NOT validating"
+        " max_body_size=1048576 body_timeout=5.0>>"
+    )
+    assert "on any path" in repr(ASGINotificationApp(receiver))
+
+
+async def test_without_token_checks_the_lifespan_only_closes(sink: RecordingSink) -> None:
+    """validate=False (local development): no keys to load, nothing to fetch."""
+    sent = Sent()
+    app = ASGINotificationApp(NotificationReceiver(sink, validate=False))
+
+    await app(
+        {"type": "lifespan"},
+        channel({"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}),
+        sent,
+    )
+
+    assert [m["type"] for m in sent.messages] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+    ]
