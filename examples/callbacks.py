@@ -7,7 +7,7 @@ from typing import Any
 
 from _runtime import runtime
 
-from graphcomms import CallHandle, MediaPrompt, OperationTracker, Tone, ToneInfo
+from graphcomms import CallHandle, MediaPrompt, OperationTracker, ToneInfo
 
 MENU = MediaPrompt.from_uri("https://media.example.com/menu.wav")
 
@@ -23,7 +23,7 @@ async def main() -> None:
             print(f"incoming call {call.id}: answering")
 
             def on_tone(tone: ToneInfo) -> None:
-                key = tone.tone.key if isinstance(tone.tone, Tone) else tone.tone
+                key = tone.key
                 print(f"caller pressed {key}")
                 if key == "#":
                     done.set()

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from _runtime import runtime
 
-from graphcomms import CallHandle, MediaPrompt, Tone
+from graphcomms import CallHandle, MediaPrompt
 
 PROMPTS = {
     name: MediaPrompt.from_uri(f"https://media.example.com/ivr/{name}.wav")
@@ -23,7 +23,7 @@ async def read_key(call: CallHandle, timeout: float) -> str | None:
         tone = await asyncio.wait_for(tones.__anext__(), timeout)
     except (TimeoutError, asyncio.TimeoutError, StopAsyncIteration):
         return None
-    return tone.tone.key if isinstance(tone.tone, Tone) else str(tone.tone)
+    return tone.key
 
 
 async def handle(call: CallHandle, press: Callable[[], Awaitable[None]]) -> None:

@@ -31,6 +31,7 @@ from graphcomms.errors import (
     OperationTimeoutError,
     ResponseError,
     ThrottledError,
+    TokenAcquisitionError,
     TransportError,
 )
 from graphcomms.models import (
@@ -81,6 +82,7 @@ __all__ = [
     "RetryPolicy",
     "ServiceHostedMediaConfig",
     "ThrottledError",
+    "TokenAcquisitionError",
     "Tone",
     "ToneInfo",
     "TrackingSettings",

@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from graphcomms._converter import (
     structure_call,
@@ -53,11 +53,20 @@ _PARTICIPANT = "{participant_id}"
 
 
 class PendingAction(Generic[OpT]):
-    """An action not yet sent: nothing goes to Graph until it is awaited or entered.
+    """What every action method returns: the action, checked and not yet sent.
 
-    ``await`` it for the :class:`~graphcomms.OperationTracker` once Graph accepted the
-    action, or use it as ``async with`` to have a media operation cancelled server-side
-    when the block exits before the operation ended. It can be sent once.
+    Two awaits, two answers: ``tracker = await call.play_prompt(p)`` sends the action
+    and gives its :class:`~graphcomms.OperationTracker` once Graph accepted it; ``await
+    tracker`` gives the terminal operation. Or ``async with call.play_prompt(p) as
+    tracker:``, which also cancels a media operation server-side when the block exits
+    before the operation ended. It is sent once; awaiting it again raises
+    ``RuntimeError``.
+
+    Why not a coroutine that returns the tracker: the request is built and checked
+    against Graph's limits when the method is called (``InvalidRequestError`` before
+    any ``await``), it can be inspected (``request``) and passed around before it is
+    sent, one object serves both ``await`` and ``async with``, and an action built but
+    never awaited sends nothing and leaves no "never awaited" warning.
     """
 
     __slots__ = ("_send", "_tracker", "request")
@@ -124,27 +133,27 @@ class ActionSender:
 
     def send(
         self,
-        call_id: str,
+        call: CallAddress,
         request: OperationRequest[OpT],
         *,
         participant_id: str | None = None,
         timeout: float | None = None,
         cancel_hook: CancelHook | None = None,
     ) -> PendingAction[OpT]:
-        """The operation action ``request`` on call ``call_id`` (as Graph spells it),
-        sent when the result is awaited. ``timeout`` overrides the client's
-        ``operation_timeout``; ``cancel_hook`` is what ``tracker.cancel()`` does."""
-        path = action_path(call_id, request, participant_id)  # a bad id raises here
+        """The operation action ``request`` on ``call``, sent when the result is
+        awaited. ``timeout`` overrides the client's ``operation_timeout``;
+        ``cancel_hook`` is what ``tracker.cancel()`` does."""
+        path = _under(call.path, request, participant_id)  # a bad id raises here
         deadline = timeout if timeout is not None else self._operation_timeout
 
         def issue() -> Awaitable[OperationTracker[OpT]]:
-            return self._issue(call_id, path, request, deadline, cancel_hook)
+            return self._issue(call, path, request, deadline, cancel_hook)
 
         return PendingAction(request, issue)
 
     async def _issue(
         self,
-        call_id: str,
+        call: CallAddress,
         path: str,
         request: OperationRequest[OpT],
         timeout: float | None,
@@ -159,7 +168,7 @@ class ActionSender:
             ctx = body["clientContext"] = os.urandom(16).hex()
         kind = request.operation_type()
         tracker = OperationTracker(
-            call_id=normalize_id(call_id),
+            call_id=call.key,
             client_context=ctx,
             snapshot=kind(client_context=ctx),
             runner=self._runner,
@@ -181,7 +190,7 @@ class ActionSender:
             _log.debug(
                 "%s issued on call %s: status %s",
                 kind.__name__,
-                call_id,
+                call.id,
                 snapshot.status,
                 extra={
                     "call_id": tracker.call_id,
@@ -198,7 +207,11 @@ class ActionSender:
         or one that does not fit) is tracked from its ``Location`` and context, since
         Graph took the action."""
         body = response.body
-        if isinstance(body, Mapping):
+        if isinstance(body, dict):
+            if body.get("clientContext") == ctx:
+                # The snapshot, and so the pending tracker, holds the context string we
+                # made rather than an equal copy decoded from the answer (81 bytes each).
+                body["clientContext"] = ctx
             try:
                 return structure_operation(body, kind)
             except DeserializationError as exc:
@@ -246,8 +259,28 @@ class ActionSender:
         return _object(await self.request("GET", path))
 
 
+class CallAddress(Protocol):
+    """A call as the sender needs it (a :class:`~graphcomms.CallHandle` is one)."""
+
+    @property
+    def id(self) -> str:
+        """As Graph spelled it."""
+
+    @property
+    def key(self) -> str:
+        """Normalised, as trackers and notifications are matched."""
+
+    @property
+    def path(self) -> str:
+        """``communications/calls/{id}``, the id encoded (:func:`call_path`)."""
+
+
 def action_path(call_id: str, request: ActionRequest, participant_id: str | None) -> str:
     """Where ``request`` is POSTed: its path under the call, ids encoded as segments."""
+    return _under(call_path(call_id), request, participant_id)
+
+
+def _under(base: str, request: ActionRequest, participant_id: str | None) -> str:
     path = request.path
     if _PARTICIPANT in path:
         if participant_id is None:
@@ -256,7 +289,7 @@ def action_path(call_id: str, request: ActionRequest, participant_id: str | None
                 "send it through call.participant(id)"
             )
         path = path.replace(_PARTICIPANT, path_segment(participant_id, "participant id"))
-    return call_path(call_id, path)
+    return f"{base}/{path}"
 
 
 def operation_id_from_location(location: str | None) -> str | None:

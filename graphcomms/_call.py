@@ -106,6 +106,7 @@ class CallHandle:
         self._hung_up_at: float | None = None
         # One bound method for all of this call's media trackers, not one per tracker.
         self._cancel_hook = self._cancel_media
+        self._path: str | None = None
 
     # -- state ---------------------------------------------------------------------
 
@@ -249,6 +250,15 @@ class CallHandle:
 
     # -- sending -------------------------------------------------------------------
 
+    @property
+    def path(self) -> str:
+        """``communications/calls/{id}``, the id encoded as one segment; built at the
+        first request (an id that cannot name a call raises then, not here)."""
+        path = self._path
+        if path is None:
+            path = self._path = call_path(self.id)
+        return path
+
     def send(
         self,
         request: OperationRequest[OpT],
@@ -266,7 +276,7 @@ class CallHandle:
         """
         self._table.claim(self)
         return self._actions.send(
-            self.id,
+            self,
             request,
             participant_id=participant_id,
             timeout=timeout,

@@ -27,7 +27,6 @@ from graphcomms.models import (
     CommsOperation,
     MediaPrompt,
     RecordOperation,
-    ToneInfo,
 )
 
 __all__ = ["run_demo"]
@@ -172,10 +171,10 @@ async def _ivr(client: CommsClient, emulator: Any, timeline: Timeline) -> None:
 
     async def collect() -> None:
         async for tone in tones:
-            timeline.line("dtmf", f"caller pressed {_key(tone)} (sequenceId {tone.sequence_id})")
-            if _key(tone) == "#":
+            timeline.line("dtmf", f"caller pressed {tone.key} (sequenceId {tone.sequence_id})")
+            if tone.key == "#":
                 return
-            digits.append(_key(tone))
+            digits.append(tone.key)
 
     collector = asyncio.create_task(collect())
     await emulator.press_keys(call_id, CALLER_KEYS)
@@ -223,9 +222,3 @@ async def _hold(call: CallHandle, emulator: Any, timeline: Timeline) -> bool:
     timeline.line("call", f"still {call.state!s} after the hold: {kept} keepAlives so far")
     await timeline.operation("stopHoldMusic", who.stop_hold_music())
     return True
-
-
-def _key(tone: ToneInfo) -> str:
-    from graphcomms.models import Tone
-
-    return tone.tone.key if isinstance(tone.tone, Tone) else str(tone.tone)

@@ -27,6 +27,7 @@ from multidict import CIMultiDictProxy
 from graphcomms._http_errors import (
     ci_headers,
     error_from_response,
+    is_redirect_refusal,
     translate_transport_error,
     transport_errors,
 )
@@ -40,6 +41,7 @@ from graphcomms.errors import (
     InvalidRequestError,
     ResponseError,
     ResponseTooLargeError,
+    TokenAcquisitionError,
     TransportError,
 )
 from graphcomms.typing import TokenProvider
@@ -62,6 +64,7 @@ _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 # What a Graph request accepts; a recording download accepts anything.
 _DEFAULT_ACCEPT: Final = "application/json"
+
 
 def _request_id() -> str:
     """A random GUID for ``client-request-id``; os.urandom is cheaper than uuid4()
@@ -190,8 +193,8 @@ class HttpTransport:
 
         Raises :class:`~graphcomms.errors.ResponseError` subclasses for non-2xx answers,
         :class:`~graphcomms.errors.TransportError` when no answer came,
-        :class:`~graphcomms.errors.ClientClosedError` after :meth:`aclose`, and whatever
-        the token provider raises.
+        :class:`~graphcomms.errors.ClientClosedError` after :meth:`aclose`, and
+        :class:`~graphcomms.errors.TokenAcquisitionError` when the token provider fails.
 
         Not itself a coroutine function: it returns the retry loop's coroutine, so a
         request is one coroutine deep. A bad URL raises when this is called.
@@ -207,9 +210,7 @@ class HttpTransport:
             allow_redirects=False,
         )
 
-    async def request_bytes(
-        self, url: str, *, bearer: str, max_size: int | None = None
-    ) -> bytes:
+    async def request_bytes(self, url: str, *, bearer: str, max_size: int | None = None) -> bytes:
         """GET a recording (``recordingLocation``) with its own ``recordingAccessToken``,
         at most ``max_size`` bytes of it (else :class:`ResponseTooLargeError`).
 
@@ -334,11 +335,23 @@ class HttpTransport:
         while True:
             attempt += 1
             session = self._ensure_session()  # fail fast when closed, before a token
-            token = (
-                bearer
-                if bearer is not None
-                else await self._tokens.get_token(force_refresh=force_refresh)
-            )
+            if bearer is not None:
+                token = bearer
+            else:
+                try:
+                    token = await self._tokens.get_token(force_refresh=force_refresh)
+                except GraphCommsError:
+                    raise
+                except Exception as exc:  # cancellation is not an Exception: never wrapped
+                    # The provider's message is left out (it may quote a secret): the
+                    # exception itself is the cause.
+                    raise TokenAcquisitionError(
+                        f"{method} {log_url} not sent: {type(self._tokens).__name__} gave no"
+                        f" token ({type(exc).__module__}.{type(exc).__qualname__})",
+                        method=method,
+                        url=log_url,
+                        refresh=force_refresh,
+                    ) from exc
             force_refresh = False
             try:
                 outcome = await self._attempt(
@@ -444,7 +457,9 @@ class HttpTransport:
         except _Final as final:
             final.error = self._translated(final.error, method, log_url, url)
             raise
-        except transport_errors() as exc:
+        except Exception as exc:
+            if not isinstance(exc, transport_errors()) and not is_redirect_refusal(exc):
+                raise
             error = self._translated(exc, method, log_url, url)
             if not isinstance(error, TransportError):
                 raise error from None

@@ -201,6 +201,13 @@ def _redirect_errors() -> tuple[type[BaseException], ...]:
     return (found,) if found is not None else ()
 
 
+def is_redirect_refusal(exc: BaseException) -> bool:
+    """aiohttp before 3.10 refuses a redirect to a non-HTTP scheme with a bare
+    ``ValueError("Can redirect only to http or https")`` (3.10 made it
+    ``NonHttpUrlRedirectClientError``): one more redirect that leads nowhere usable."""
+    return type(exc) is ValueError and str(exc).startswith("Can redirect only to http")
+
+
 def translate_transport_error(
     exc: BaseException, method: str, url: str, *, closing: bool
 ) -> Exception:
@@ -217,7 +224,7 @@ def translate_transport_error(
         return InvalidRequestError(f"invalid URL for {method} {url}")
     if closing:
         return ClientClosedError("the HTTP transport was closed during the request")
-    if isinstance(exc, (aiohttp.TooManyRedirects, *_redirect_errors())):
+    if isinstance(exc, (aiohttp.TooManyRedirects, *_redirect_errors())) or is_redirect_refusal(exc):
         # Where the service sent us, not a lost connection: asking again leads there again.
         return TransportError(
             f"{method} {url}: {type(exc).__name__}: the redirects lead nowhere usable",
@@ -243,11 +250,7 @@ def translate_transport_error(
             sent=False,
         )
     detail = _QUERY.sub("?…", str(exc))  # a redirect's or a signed URL's query stays out
-    return TransportError(
-        f"{method} {url}: {kind}: {detail}", method=method, url=url, sent=True
-    )
+    return TransportError(f"{method} {url}: {kind}: {detail}", method=method, url=url, sent=True)
 
 
 _QUERY: Final = re.compile(r"\?[^\s'\"<>]*")
-
-

@@ -33,6 +33,9 @@ _log = logging.getLogger("graphcomms.tracking")
 class OperationTracker(Generic[OpT]):
     """Follows one operation to its terminal status.
 
+    You get one by awaiting (or entering) the :class:`~graphcomms.PendingAction` an
+    action method returns, once Graph has accepted the action.
+
     ``await tracker`` returns the terminal operation when it succeeded and raises
     :class:`~graphcomms.errors.OperationFailedError` (carrying it) when it did not.
     ``await tracker.wait()`` returns the terminal operation either way. Both raise

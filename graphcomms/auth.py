@@ -119,6 +119,16 @@ class AzureIdentityTokenProvider:
     so a burst of 401s costs one refresh. A failed fetch is not cached: the next call
     tries again.
 
+    A fetch that has given no token after ``timeout`` seconds (default 30, as an HTTP
+    request; ``None``: no bound) is abandoned with the builtin :class:`TimeoutError`.
+    Without it a credential waits as long as azure-core lets it: its token endpoint
+    refusing the connection fails after about 4.8 s of retries (measured,
+    ``ClientSecretCredential``, azure-identity 1.27), but one that accepts and never
+    answers was still waiting after 40 s (azure-core's default read timeout is 300 s
+    per attempt). Sent
+    through a client, any failure of the fetch reaches the caller as
+    :class:`~graphcomms.errors.TokenAcquisitionError`, with this one as its cause.
+
     The credential stays the caller's: this adapter never closes it.
     """
 
@@ -128,6 +138,7 @@ class AzureIdentityTokenProvider:
         *,
         scopes: Sequence[str] = (GRAPH_DEFAULT_SCOPE,),
         refresh_margin: float = 300.0,
+        timeout: float | None = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if isinstance(scopes, str):
@@ -136,6 +147,9 @@ class AzureIdentityTokenProvider:
             raise ValueError("scopes must not be empty")
         if not refresh_margin >= 0 or math.isinf(refresh_margin):
             raise ValueError(f"refresh_margin must be a finite number >= 0, got {refresh_margin!r}")
+        if timeout is not None and not 0 < timeout < math.inf:
+            raise ValueError(f"timeout must be a finite number > 0 or None, got {timeout!r}")
+        self._timeout = timeout
         self._credential = credential
         self._scopes = tuple(scopes)
         self._refresh_margin = refresh_margin
@@ -170,7 +184,21 @@ class AzureIdentityTokenProvider:
 
     async def _fetch(self) -> str:
         fetched_at = self._clock()
-        access = await self._credential.get_token(*self._scopes)
+        fetch = self._credential.get_token(*self._scopes)
+        if self._timeout is None:
+            access = await fetch
+        else:
+            try:
+                access = await asyncio.wait_for(fetch, self._timeout)
+            except asyncio.TimeoutError as exc:
+                # wait_for's own timeout comes from the cancellation it made; a
+                # TimeoutError the credential raised itself goes on as it is.
+                if not isinstance(exc.__cause__, asyncio.CancelledError):
+                    raise
+                raise TimeoutError(
+                    f"{type(self._credential).__name__}.get_token gave no token within"
+                    f" {self._timeout} s"
+                ) from None
         token: object = access.token  # duck-typed credential: check what came back
         expires_on = float(access.expires_on)
         if not isinstance(token, str) or not token:

@@ -5,6 +5,7 @@
     GraphCommsError
     ├── ClientClosedError            the client was closed; pending trackers fail with it too
     ├── InvalidRequestError          refused before sending (also ValueError)
+    ├── TokenAcquisitionError        the token provider failed: nothing was sent
     ├── TransportError               no usable HTTP response (wraps aiohttp errors)
     │   ├── RequestTimeoutError      also the builtin TimeoutError
     │   └── ResponseTooLargeError    a body over the size the caller allows
@@ -56,6 +57,7 @@ __all__ = [
     "ResponseTooLargeError",
     "ServerError",
     "ThrottledError",
+    "TokenAcquisitionError",
     "TransportError",
     "UnauthorizedError",
 ]
@@ -63,6 +65,35 @@ __all__ = [
 
 class ClientClosedError(GraphCommsError):
     """The client is closed: it cannot send, and what it was tracking has been failed."""
+
+
+class TokenAcquisitionError(GraphCommsError):
+    """The token provider raised instead of giving a token, so nothing was sent.
+
+    Whatever the provider raised (an ``azure.core.exceptions.ServiceRequestError``, a
+    ``ClientAuthenticationError``, a ``TimeoutError``, your own provider's exception) is
+    ``__cause__``; its message is not copied into this one, since a provider's error may
+    quote a secret. Cancelling the request is never wrapped: it stays
+    ``asyncio.CancelledError``. Never retried here: an Azure credential retries on its
+    own, and the next request asks the provider again.
+
+    How long a failing fetch takes is the provider's to decide. An
+    ``azure.identity.aio`` credential whose token endpoint refuses the connection raises
+    after about 4.8 s of its own retries (measured with ``ClientSecretCredential``,
+    azure-identity 1.27); one that accepts and never answers was still waiting after
+    40 s (azure-core's default read timeout is 300 s per attempt), so
+    :class:`~graphcomms.auth.AzureIdentityTokenProvider` gives up after its ``timeout``
+    (30 s by default). A provider of your own is bounded by nothing but itself.
+
+    ``method`` and ``url`` name the request that needed the token; ``refresh`` is True
+    when the token was asked for again after Graph answered 401.
+    """
+
+    def __init__(self, message: str, *, method: str, url: str, refresh: bool = False) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+        self.refresh = refresh
 
 
 class TransportError(GraphCommsError):

@@ -230,6 +230,9 @@ async def test_azure_custom_scopes(credential: FakeCredential, clock: Clock) -> 
         ({"scopes": "https://graph.microsoft.com/.default"}, TypeError),
         ({"scopes": ()}, ValueError),
         ({"refresh_margin": -1.0}, ValueError),
+        ({"timeout": 0}, ValueError),
+        ({"timeout": float("inf")}, ValueError),
+        ({"timeout": float("nan")}, ValueError),
     ],
 )
 def test_azure_validates_arguments(
@@ -283,3 +286,44 @@ def test_bare_azure_credential_is_refused_with_a_hint(
 ) -> None:
     with pytest.raises(TypeError, match="AzureIdentityTokenProvider"):
         as_token_provider(credential)  # type: ignore[arg-type]
+
+
+# --- a fetch that takes too long -------------------------------------------------------------
+
+
+async def test_azure_gives_up_on_a_credential_that_never_answers(
+    credential: FakeCredential, clock: Clock
+) -> None:
+    credential.gate = asyncio.Event()  # never set: the endpoint accepts and never answers
+    provider = adapter(credential, clock, timeout=0.01)
+
+    with pytest.raises(TimeoutError, match=r"FakeCredential.get_token gave no token within 0.01 s"):
+        await provider.get_token()
+
+    # Not cached: the next call asks again, and gets a token once the credential answers.
+    credential.gate = None
+    assert await provider.get_token() == "aad-2"
+
+
+async def test_azure_a_timeout_the_credential_raises_itself_is_its_own(clock: Clock) -> None:
+    class TimingOut(FakeCredential):
+        async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+            raise TimeoutError("azure-core's read timeout")
+
+    with pytest.raises(TimeoutError, match="azure-core's read timeout"):
+        await adapter(TimingOut(clock), clock).get_token()
+
+
+async def test_azure_timeout_none_waits_as_long_as_the_credential(
+    credential: FakeCredential, clock: Clock
+) -> None:
+    credential.gate = asyncio.Event()
+    provider = adapter(credential, clock, timeout=None)
+    task = asyncio.create_task(provider.get_token())
+    for _ in range(100):
+        if credential.calls:
+            break
+        await asyncio.sleep(0)
+    assert not task.done()
+    credential.gate.set()
+    assert await task == "aad-1"

@@ -1248,3 +1248,46 @@ def test_handles_repr_name_the_call_and_participant() -> None:
     assert CALL_ID in repr(call)
     assert PID in repr(call.participant(PID))
     assert call.participant(PID).call is call
+
+
+# -- the typed idioms the README shows -------------------------------------------------
+
+
+async def test_a_tones_key_is_the_keypad_key_as_a_str(client: CommsClient) -> None:
+    tones = client.call(CALL_ID).tones()
+    for seq, tone in enumerate(["tone1", "pound", "STAR", "b", "flash"], start=1):
+        client.feed(tone_notification(seq, tone))
+    client.feed(terminated_notification())
+    assert [t.key for t in await collect(tones)] == ["1", "#", "*", "B", "!"]
+
+
+@pytest.mark.parametrize(
+    ("tone", "key"),
+    [(Tone.TONE7, "7"), ("Tone9", "9"), ("tone10", "tone10"), (None, ""), ("", "")],
+    ids=["member", "graph-name-any-casing", "unknown-to-this-version", "none", "empty"],
+)
+def test_tone_info_key(tone: Tone | str | None, key: str) -> None:
+    assert ToneInfo(sequence_id=1, tone=tone).key == key
+
+
+@pytest.mark.parametrize("typo", ["establised", "connected", ""])
+async def test_wait_for_state_refuses_a_state_graph_does_not_have_at_once(
+    client: CommsClient, typo: str
+) -> None:
+    call = client.call(CALL_ID)
+    # No timeout given: a state that can never come must not wait for ever.
+    with pytest.raises(ValueError, match=rf"{typo!r} is not a call state.*\bestablished\b"):
+        returns_without_suspending(call.wait_for_state(typo))
+    assert isinstance(InvalidRequestError("x"), ValueError)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["https://cdn.test/hello.wav", PROMPT],
+    ids=["a-url", "one-media-prompt"],
+)
+def test_play_prompt_takes_one_prompt_or_url_as_it_is(client: CommsClient, prompt: Any) -> None:
+    pending = client.call(CALL_ID).play_prompt(prompt)
+    # A str is one URL, never 25 one-character prompts.
+    assert pending.request.prompts == (PROMPT,)
+    del pending

@@ -7,6 +7,7 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -168,3 +169,30 @@ async def test_the_emulator_command_requires_its_access_token() -> None:
         rest, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0
     assert TOKEN not in "".join(printed) + rest.decode()
+
+
+def test_the_top_level_help_explains_every_command_in_plain_text() -> None:
+    parser = cli.build_parser()
+    for action in _options(parser):
+        assert action.help, f"{action.dest} has no help"
+    assert parser.description
+    for name, command in _subcommands(parser).items():
+        assert command.description, f"{name} has no description"
+    texts = [parser.format_help()] + [c.format_help() for c in _subcommands(parser).values()]
+    for text in texts:
+        assert "`" not in text  # argparse prints it as is: no reST
+
+
+def test_without_pyjwt_the_command_line_names_the_extra_once() -> None:
+    # A process of its own: PyJWT is hidden from imports there, not in this one.
+    script = (
+        "import sys; sys.modules['jwt'] = None\n"
+        "from graphcomms.__main__ import main\n"
+        "sys.exit(main(['emulator', '--port', '0']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert "PyJWT" in done.stderr
+    assert done.stderr.count('pip install "graphcomms[testing]"') == 1

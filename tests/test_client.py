@@ -21,6 +21,7 @@ from graphcomms import (
     ClientClosedError,
     CommsClient,
     DeserializationError,
+    GraphCommsError,
     IdentitySet,
     InvalidRequestError,
     InvitationParticipantInfo,
@@ -29,6 +30,7 @@ from graphcomms import (
     PlayPromptOperation,
     RecordOperation,
     ResultInfo,
+    TokenAcquisitionError,
 )
 from graphcomms.errors import ForbiddenError, NotFoundError, UnauthorizedError
 from graphcomms.models import (
@@ -770,3 +772,23 @@ async def test_local_errors_never_show_the_token(graph: aioresponses) -> None:
         await client.call(CALL_ID).keep_alive()
     errors.append(closed.value)
     assert not any(shows_token(exc) for exc in errors)
+
+
+# -- a token provider that fails ------------------------------------------------------
+
+
+async def test_an_action_whose_token_fetch_fails_raises_a_graphcomms_error_and_leaves_nothing(
+    graph: aioresponses,
+) -> None:
+    error = ConnectionError("login.microsoftonline.com unreachable")
+
+    async def no_token() -> str:
+        raise error
+
+    async with CommsClient(no_token, base_url=GRAPH, callback_uri=CALLBACK) as client:
+        with pytest.raises(TokenAcquisitionError) as caught:
+            await client.call(CALL_ID).play_prompt("https://cdn.test/hello.wav")
+        assert isinstance(caught.value, GraphCommsError)
+        assert caught.value.__cause__ is error
+        assert client.stats.pending == 0
+    assert graph.requests == {}

@@ -27,12 +27,14 @@ from graphcomms.errors import (
     ClientClosedError,
     ConflictError,
     ForbiddenError,
+    GraphCommsError,
     InvalidRequestError,
     NotFoundError,
     RequestTimeoutError,
     ResponseError,
     ServerError,
     ThrottledError,
+    TokenAcquisitionError,
     TransportError,
     UnauthorizedError,
 )
@@ -949,3 +951,116 @@ async def test_read_timeout_on_get_is_retried(flaky: FlakyServer, sleeps: Sleeps
 
     assert flaky.hits == ["GET", "GET"]
     assert len(sleeps) == 1
+
+
+# --- a token provider that fails -------------------------------------------------------------
+
+
+class FailingTokens:
+    """A provider whose fetch raises ``error`` (after ``fail_after`` good tokens), or
+    waits on ``gate`` first when one is set."""
+
+    def __init__(self, error: BaseException, *, fail_after: int = 0) -> None:
+        self.error = error
+        self.fail_after = fail_after
+        self.calls: list[bool] = []
+        self.gate: asyncio.Event | None = None
+
+    async def get_token(self, *, force_refresh: bool = False) -> str:
+        self.calls.append(force_refresh)
+        if self.gate is not None:
+            await self.gate.wait()
+        if len(self.calls) > self.fail_after:
+            raise self.error
+        return "good-token"
+
+
+def azure_service_request_error() -> Exception:
+    exceptions = pytest.importorskip("azure.core.exceptions")
+    error: Exception = exceptions.ServiceRequestError(
+        "Cannot connect to host login.microsoftonline.com:443"
+    )
+    return error
+
+
+@pytest.mark.parametrize(
+    "make_error",
+    [
+        lambda: RuntimeError(f"refresh with {TOKEN} failed"),  # a message quoting a secret
+        lambda: TimeoutError("the identity endpoint did not answer"),
+        azure_service_request_error,
+    ],
+    ids=["user-provider", "timeout", "azure-ServiceRequestError"],
+)
+async def test_a_failing_token_fetch_is_a_token_acquisition_error(
+    mock: aioresponses, sleeps: Sleeps, make_error: Any
+) -> None:
+    error = make_error()
+    transport = make_transport(sleeps, token_provider=FailingTokens(error))
+    try:
+        with pytest.raises(TokenAcquisitionError) as caught:
+            await transport.request("POST", PLAY, json={})
+    finally:
+        await transport.aclose()
+
+    assert isinstance(caught.value, GraphCommsError)
+    assert caught.value.__cause__ is error
+    assert (caught.value.method, caught.value.url, caught.value.refresh) == ("POST", PLAY, False)
+    message = str(caught.value)
+    assert type(error).__qualname__ in message
+    assert "FailingTokens" in message
+    assert str(error) not in message  # the provider's own words stay on the cause
+    assert TOKEN not in message
+    assert sent(mock, "POST", PLAY) == []
+    assert sleeps == []  # not retried here
+
+
+async def test_a_failing_refresh_after_401_is_a_token_acquisition_error(
+    mock: aioresponses, sleeps: Sleeps
+) -> None:
+    error = RuntimeError("AAD is down")
+    tokens = FailingTokens(error, fail_after=1)
+    mock.post(PLAY, status=401, payload=graph_error("InvalidAuthenticationToken", "expired"))
+    transport = make_transport(sleeps, token_provider=tokens)
+    try:
+        with pytest.raises(TokenAcquisitionError) as caught:
+            await transport.request("POST", PLAY, json={})
+    finally:
+        await transport.aclose()
+
+    assert caught.value.refresh is True
+    assert caught.value.__cause__ is error
+    assert tokens.calls == [False, True]
+    assert len(sent(mock, "POST", PLAY)) == 1
+
+
+async def test_a_graphcomms_error_from_the_provider_is_not_wrapped(sleeps: Sleeps) -> None:
+    error = ClientClosedError("the provider's own client is closed")
+    transport = make_transport(sleeps, token_provider=FailingTokens(error))
+    try:
+        with pytest.raises(ClientClosedError) as caught:
+            await transport.request("GET", CALL)
+    finally:
+        await transport.aclose()
+    assert caught.value is error
+
+
+async def test_cancelling_a_request_waiting_for_its_token_is_not_wrapped(
+    mock: aioresponses, sleeps: Sleeps
+) -> None:
+    tokens = FailingTokens(RuntimeError("unused"), fail_after=1)
+    tokens.gate = asyncio.Event()
+    transport = make_transport(sleeps, token_provider=tokens)
+    try:
+        task = asyncio.create_task(transport.request("GET", CALL))
+        for _ in range(100):
+            if tokens.calls:
+                break
+            await asyncio.sleep(0)
+        assert tokens.calls == [False]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await transport.aclose()
+    assert sent(mock, "GET", CALL) == []

@@ -53,3 +53,40 @@ def test_core_import_does_not_need_the_extras() -> None:
         "assert 'aiohttp' not in sys.modules, 'import graphcomms loaded aiohttp'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_emulator_without_the_testing_extra_names_the_extra() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['jwt'] = None\n"
+        "from graphcomms.testing import make_operation  # the builders need no extra\n"
+        "try:\n"
+        "    from graphcomms.testing import GraphEmulator\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    assert exc.name == 'jwt', exc.name\n"
+        "    print(exc)\n"
+        "else:\n"
+        "    raise SystemExit('imported without PyJWT')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert 'pip install "graphcomms[testing]"' in done.stdout
+
+
+def test_the_readme_names_every_logger() -> None:
+    import re
+    from pathlib import Path
+
+    import graphcomms
+
+    package = Path(graphcomms.__file__).parent
+    loggers = {
+        name
+        for source in package.rglob("*.py")
+        for name in re.findall(r"getLogger\(\"([\w.]+)\"\)", source.read_text())
+    }
+    assert "graphcomms.callbacks" in loggers
+    readme = (package.parent / "README.md").read_text()
+    [listed] = re.findall(r"Logs go to the `graphcomms` logger tree \(([^)]*)\)", readme)
+    assert set(re.findall(r"`([\w.]+)`", listed)) == loggers

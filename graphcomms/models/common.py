@@ -129,10 +129,28 @@ class MediaPrompt(Prompt):
 
 @attrs.frozen(kw_only=True)
 class ToneInfo:
-    """A DTMF tone the caller pressed; ``sequence_id`` orders them."""
+    """A DTMF tone the caller pressed; ``sequence_id`` orders them.
+
+    ``key`` is the keypad key as a plain ``str`` (what a bot usually wants); ``tone``
+    is Graph's value, a :class:`Tone` or, for a value this version does not know, the
+    string Graph sent.
+    """
 
     sequence_id: int | None = None
     tone: Tone | str | None = None
+
+    @property
+    def key(self) -> str:
+        """The key pressed: ``"0"`` to ``"9"``, ``"*"``, ``"#"``, ``"A"`` to ``"D"``, or
+        ``"!"`` for flash (see :attr:`Tone.key`). A tone this version does not know
+        gives Graph's own name for it, and a notification that named no tone ``""``."""
+        tone = self.tone
+        if isinstance(tone, Tone):
+            return tone.key
+        if not tone:
+            return ""
+        known = Tone.lookup(tone)
+        return tone if known is None else known.key
 
 
 @attrs.frozen(kw_only=True)

@@ -9,11 +9,20 @@ import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+try:
+    import jwt
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+except ImportError as exc:
+    # Every way to the emulator (graphcomms.testing, the pytest fixtures, the command
+    # line) comes through here: name the extra, not just the missing module.
+    raise ModuleNotFoundError(
+        f"the Graph emulator signs its notifications with PyJWT and cryptography ({exc}): "
+        'pip install "graphcomms[testing]"',
+        name=exc.name,
+    ) from exc
 
 from graphcomms.testing._emulator_wire import JSON
 

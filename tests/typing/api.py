@@ -8,7 +8,16 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 from typing_extensions import assert_type
 
-from graphcomms import CommsClient, MediaPrompt, OperationTracker, PlayPromptOperation
+from graphcomms import (
+    Call,
+    CommsClient,
+    MediaPrompt,
+    OperationTracker,
+    PendingAction,
+    PlayPromptOperation,
+    TokenAcquisitionError,
+)
+from graphcomms.auth import AsyncTokenCredential, AzureIdentityTokenProvider
 from graphcomms.models import (
     RecordOperation,
     SendDtmfTonesOperation,
@@ -46,3 +55,20 @@ def asgi_webhook(receiver: NotificationReceiver) -> None:
         routes=[Route("/callback", notifications, methods=["POST"]), Mount("/hooks", as_asgi)],
     )
     uvicorn.Config(notifications)
+
+
+async def idioms(client: CommsClient, credential: AsyncTokenCredential) -> None:
+    call = client.call("id")
+    # An action method gives the action unsent; the first await sends it.
+    pending = call.play_prompt("https://x/a.wav")  # one URL is one prompt
+    assert_type(pending, PendingAction[PlayPromptOperation])
+    assert_type(await pending, OperationTracker[PlayPromptOperation])
+    assert_type(await call.wait_for_state("established", timeout=5), Call)
+    async for tone in call.tones():
+        assert_type(tone.key, str)  # the README's idiom: no None, no enum to unwrap
+    provider = AzureIdentityTokenProvider(credential, timeout=None)
+    try:
+        await CommsClient(provider).call("id").hang_up()
+    except TokenAcquisitionError as exc:
+        assert_type(exc.refresh, bool)
+        assert_type(exc.method, str)
