@@ -1,14 +1,16 @@
 """Receiving Graph's call notifications: token validation, a framework-agnostic
-receiver, and an aiohttp.web adapter.
+receiver, an aiohttp.web adapter and an ASGI adapter.
 
-Needs the ``webhook`` extra (PyJWT with cryptography)::
+Needs the ``webhook`` extra (PyJWT with cryptography; ``asgi`` is the same)::
 
     validator = TokenValidator(TokenValidationSettings(app_id=BOT_APP_ID))
     receiver = NotificationReceiver(client, validator)
-    web.run_app(make_app(receiver, path="/callback"))
+    web.run_app(make_app(receiver, path="/callback"))  # aiohttp
+    app = ASGINotificationApp(receiver, path="/callback")  # any ASGI server
 """
 
 from graphcomms.webhook._aiohttp import add_routes, make_app, make_handler
+from graphcomms.webhook._asgi import ASGINotificationApp
 from graphcomms.webhook._receiver import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_BODY_SIZE,
@@ -29,6 +31,7 @@ from graphcomms.webhook._tokens import (
 )
 
 __all__ = [
+    "ASGINotificationApp",
     "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_ISSUERS",
     "DEFAULT_MAX_BODY_SIZE",

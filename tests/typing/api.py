@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import uvicorn
+from fastapi import FastAPI
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 from typing_extensions import assert_type
 
 from graphcomms import (
@@ -23,6 +27,7 @@ from graphcomms.models import (
     StartHoldMusicOperation,
     SubscribeToToneOperation,
 )
+from graphcomms.webhook import ASGINotificationApp, NotificationReceiver
 
 
 async def promises(client: CommsClient) -> None:
@@ -63,6 +68,18 @@ async def promises(client: CommsClient) -> None:
         assert_type(tone, ToneInfo)
     assert_type(call.tones_dropped, int)
     assert_type(client.stats.tones_dropped, int)
+
+
+def asgi_webhook(receiver: NotificationReceiver) -> None:
+    """The ASGI adapter is an ASGI app wherever Starlette, FastAPI or uvicorn take one,
+    and its lifespan is a FastAPI lifespan."""
+    notifications = ASGINotificationApp(receiver, path="/callback")
+    as_asgi: ASGIApp = notifications
+    FastAPI(
+        lifespan=notifications.lifespan,
+        routes=[Route("/callback", notifications, methods=["POST"]), Mount("/hooks", as_asgi)],
+    )
+    uvicorn.Config(notifications)
 
 
 async def idioms(client: CommsClient, credential: AsyncTokenCredential) -> None:

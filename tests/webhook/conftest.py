@@ -6,15 +6,18 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from webhook_support import APP_ID, KeyServer, RecordingSink, SigningKey, private_key
-
-from graphcomms.webhook import (
-    NotificationReceiver,
-    TokenValidationSettings,
-    TokenValidator,
-    make_app,
+from webhook_support import (
+    APP_ID,
+    SERVERS,
+    KeyServer,
+    LoopbackClient,
+    RecordingSink,
+    SigningKey,
+    private_key,
+    serve,
 )
+
+from graphcomms.webhook import NotificationReceiver, TokenValidationSettings, TokenValidator
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +72,15 @@ async def receiver(
     await receiver.aclose()
 
 
+@pytest.fixture(params=SERVERS)
+def server(request: pytest.FixtureRequest) -> str:
+    """Which adapter and server a test's receiver is served by: each in turn."""
+    kind: str = request.param
+    return kind
+
+
 @pytest.fixture
-async def http(receiver: NotificationReceiver) -> AsyncIterator[TestClient[Any, Any]]:
-    """An HTTP client for the receiver served by the real aiohttp adapter on loopback."""
-    async with TestClient(TestServer(make_app(receiver), host="127.0.0.1", port=0)) as client:
+async def http(server: str, receiver: NotificationReceiver) -> AsyncIterator[LoopbackClient]:
+    """An HTTP client for the receiver served on loopback by a real server (``server``)."""
+    async with serve(server, receiver) as client:
         yield client

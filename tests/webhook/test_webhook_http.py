@@ -1,4 +1,8 @@
-"""The receiver end to end: real aiohttp server, real HTTP, local key server."""
+"""The receiver end to end: real servers (each adapter in turn), real HTTP, local key server.
+
+Every test that takes the ``http`` fixture runs against each of webhook_support.SERVERS,
+which holds the aiohttp and ASGI adapters to the same answers.
+"""
 
 from __future__ import annotations
 
@@ -16,23 +20,23 @@ from typing import Any, TypeAlias
 import jwt
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 from webhook_support import (
     APP_ID,
     MISSING,
     TENANT_ID,
     KeyServer,
+    LoopbackClient,
     RecordingSink,
     SigningKey,
     envelope,
     make_token,
+    serve,
 )
 
 from graphcomms.webhook import NotificationReceiver, TokenValidator, add_routes, make_app
 
-# Quoted: TestClient is generic only from aiohttp 3.11, and the floor is older.
-Client: TypeAlias = "TestClient[Any, Any]"
+Client: TypeAlias = LoopbackClient
 
 
 def _b64(data: bytes) -> str:
@@ -206,11 +210,11 @@ async def test_scheme_is_case_insensitive(http: Client, keys: dict[str, SigningK
 
 
 async def test_tenant_allow_list(
-    settings: Any, keys: dict[str, SigningKey], sink: RecordingSink
+    server: str, settings: Any, keys: dict[str, SigningKey], sink: RecordingSink
 ) -> None:
     validator = TokenValidator(settings(allowed_tenants={TENANT_ID.upper()}))
     receiver = NotificationReceiver(sink, validator)
-    async with TestClient(TestServer(make_app(receiver))) as client:
+    async with serve(server, receiver) as client:
         allowed = await post(client, make_token(keys["key1"]))
         other = await post(client, make_token(keys["key1"], tid="99999999-0000-0000-0000-0"))
 

@@ -1,5 +1,5 @@
 """Helpers for the webhook tests: a local stand-in for the platform's key server, token
-minting, and a recording sink.
+minting, a recording sink, and the receiver served by each adapter.
 
 Everything runs on loopback: an aiohttp server publishes an OpenID configuration and a
 JWKS for RSA keys generated here, and tokens are signed with those keys.
@@ -12,10 +12,12 @@ import base64
 import contextlib
 import datetime
 import json
+import socket
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import aiohttp
 import attrs
 import jwt
 from aiohttp import web
@@ -27,6 +29,7 @@ from cryptography.x509.oid import NameOID
 from jwt.algorithms import RSAAlgorithm
 
 from graphcomms.errors import DeserializationError
+from graphcomms.webhook import ASGINotificationApp, NotificationReceiver, make_app
 
 APP_ID = "11111111-2222-3333-4444-555555555555"
 TENANT_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -183,3 +186,89 @@ class KeyServer:
                 await response.write(b"x" * 65536)
                 self.streamed += 65536
         return response
+
+
+# -- the servers the HTTP tests run against: one receiver, each adapter ------------------
+
+#: The same case matrix runs against each: the aiohttp adapter under aiohttp, and the
+#: ASGI adapter under uvicorn, alone (uvicorn's h11 protocol) and as a FastAPI route
+#: (uvicorn's httptools protocol, what ``uvicorn[standard]`` runs).
+SERVERS = ["aiohttp", "uvicorn", "fastapi"]
+
+
+class LoopbackClient:
+    """An HTTP client for one server on loopback; each answer's body is read before it
+    is returned, so a test can look at it after the connection is gone."""
+
+    def __init__(self, session: aiohttp.ClientSession, host: str, port: int) -> None:
+        self.session = session
+        self.host = host
+        self.port = port
+
+    async def post(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self._request("POST", path, **kwargs)
+
+    async def get(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self._request("GET", path, **kwargs)
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        url = f"http://{self.host}:{self.port}{path}"
+        async with self.session.request(method, url, **kwargs) as response:
+            await response.read()
+        return response
+
+
+@contextlib.asynccontextmanager
+async def uvicorn_server(app: Any, *, http: str) -> AsyncIterator[tuple[str, int]]:
+    """Serve the ASGI ``app`` with uvicorn on a loopback port of its own, lifespan on;
+    yields the host and port once it has started, and shuts it down on exit."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, http=http, lifespan="on", log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+    try:
+        for _ in range(1000):  # 10 s at most: a failure bound, not a wait
+            if server.started or serving.done():
+                break
+            await asyncio.sleep(0.01)
+        if not server.started:
+            if serving.done():
+                serving.result()  # its error, if it failed to start
+            raise RuntimeError("uvicorn did not start")
+        yield sock.getsockname()
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
+
+
+@contextlib.asynccontextmanager
+async def serve(kind: str, receiver: NotificationReceiver) -> AsyncIterator[LoopbackClient]:
+    """``receiver`` served on ``POST /callback`` by the adapter and server ``kind``."""
+    if kind == "aiohttp":
+        server = TestServer(make_app(receiver), host="127.0.0.1", port=0)
+        await server.start_server()
+        try:
+            async with aiohttp.ClientSession() as session:
+                yield LoopbackClient(session, "127.0.0.1", server.port or 0)
+        finally:
+            await server.close()
+        return
+    app: Any
+    if kind == "uvicorn":
+        app, protocol = ASGINotificationApp(receiver, path="/callback"), "h11"
+    else:
+        from fastapi import FastAPI
+        from starlette.routing import Route
+
+        notifications = ASGINotificationApp(receiver)
+        app = FastAPI(
+            lifespan=notifications.lifespan,
+            routes=[Route("/callback", notifications, methods=["POST"])],
+        )
+        protocol = "httptools"
+    async with uvicorn_server(app, http=protocol) as (host, port), aiohttp.ClientSession() as s:
+        yield LoopbackClient(s, host, port)
