@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 import jwt
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 from webhook_support import (
     APP_ID,
