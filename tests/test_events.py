@@ -204,8 +204,8 @@ async def test_a_tracker_failed_by_the_call_end_replays_the_error_to_new_readers
 async def test_cancel_on_an_action_media_processing_cannot_stop_says_so(
     client: CommsClient, mock_graph: aioresponses
 ) -> None:
-    _respond(mock_graph, "subscribeToTone", "subscribeToToneOperation")
-    tracker = await client.call(CALL_ID).subscribe_to_tone()
+    _respond(mock_graph, "unmute", "unmuteParticipantOperation")
+    tracker = await client.call(CALL_ID).unmute()
     assert not tracker.cancellable
     with pytest.raises(InvalidRequestError, match="cannot be cancelled"):
         await tracker.cancel()
