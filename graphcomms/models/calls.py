@@ -6,10 +6,12 @@ the call handle merges a partial snapshot over the last full one.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 
+from graphcomms.models._base import GraphObject
 from graphcomms.models._enums import (
     CallDirection,
     CallState,
@@ -35,7 +37,7 @@ __all__ = ["Call", "MediaStream", "Participant", "RecordingInfo", "RemovedState"
 
 
 @attrs.frozen(kw_only=True)
-class Call:
+class Call(GraphObject):
     id: str | None = None
     state: CallState | str | None = None
     result_info: ResultInfo | None = None
@@ -61,15 +63,22 @@ class Call:
     ringing_timeout_in_seconds: int | None = None
 
     def merged(self, update: Call) -> Call:
-        """This snapshot with every field that ``update`` sets laid over it."""
-        changes = {
-            a.name: v for a in attrs.fields(Call) if (v := getattr(update, a.name)) is not None
+        """This snapshot with every field that ``update`` sets laid over it; its
+        ``additional_data`` keys laid over this one's."""
+        changes: dict[str, Any] = {
+            a.name: v for a in _MERGED_FIELDS if (v := getattr(update, a.name)) is not None
         }
+        if update.additional_data:
+            extra = {**self.additional_data, **update.additional_data}
+            changes["additional_data"] = MappingProxyType(extra)
         return attrs.evolve(self, **changes) if changes else self
 
 
+_MERGED_FIELDS = tuple(a for a in attrs.fields(Call) if a.name != "additional_data")
+
+
 @attrs.frozen(kw_only=True)
-class MediaStream:
+class MediaStream(GraphObject):
     media_type: Modality | str | None = None
     direction: MediaDirection | str | None = None
     label: str | None = None
@@ -78,18 +87,18 @@ class MediaStream:
 
 
 @attrs.frozen(kw_only=True)
-class RecordingInfo:
+class RecordingInfo(GraphObject):
     initiator: IdentitySet | None = None
     recording_status: RecordingStatus | str | None = None
 
 
 @attrs.frozen(kw_only=True)
-class RemovedState:
+class RemovedState(GraphObject):
     reason: str | None = None
 
 
 @attrs.frozen(kw_only=True)
-class Participant:
+class Participant(GraphObject):
     id: str | None = None
     info: ParticipantInfo | None = None
     is_in_lobby: bool | None = None

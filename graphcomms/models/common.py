@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from graphcomms.models._base import GraphObject
 from graphcomms.models._enums import EndpointType, MediaState, Tone
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
 
 
 @attrs.frozen(kw_only=True)
-class ResultInfo:
+class ResultInfo(GraphObject):
     """Outcome of an operation or reason a call ended: ``code`` 2xx is success."""
 
     code: int | None = None
@@ -45,7 +46,7 @@ class ResultInfo:
 
 
 @attrs.frozen(kw_only=True)
-class Identity:
+class Identity(GraphObject):
     id: str | None = None
     display_name: str | None = None
     tenant_id: str | None = None
@@ -53,7 +54,7 @@ class Identity:
 
 
 @attrs.frozen(kw_only=True)
-class IdentitySet:
+class IdentitySet(GraphObject):
     """Graph's ``identitySet`` / ``communicationsIdentitySet``: who a party is."""
 
     user: Identity | None = None
@@ -82,7 +83,7 @@ class IdentitySet:
 
 
 @attrs.frozen(kw_only=True)
-class ParticipantInfo:
+class ParticipantInfo(GraphObject):
     identity: IdentitySet | None = None
     endpoint_type: EndpointType | str | None = None
     region: str | None = None
@@ -93,7 +94,7 @@ class ParticipantInfo:
 
 
 @attrs.frozen(kw_only=True)
-class InvitationParticipantInfo:
+class InvitationParticipantInfo(GraphObject):
     """A party to invite, redirect or transfer to."""
 
     identity: IdentitySet | None = None
@@ -105,7 +106,7 @@ class InvitationParticipantInfo:
 
 
 @attrs.frozen(kw_only=True)
-class MediaInfo:
+class MediaInfo(GraphObject):
     """A media file the service fetches: WAV, mono, 16-bit, 16 kHz, reachable by Graph."""
 
     uri: str
@@ -113,7 +114,7 @@ class MediaInfo:
 
 
 @attrs.frozen(kw_only=True)
-class Prompt:
+class Prompt(GraphObject):
     """Base of Graph's ``prompt``; in practice every prompt is a :class:`MediaPrompt`."""
 
 
@@ -128,7 +129,7 @@ class MediaPrompt(Prompt):
 
 
 @attrs.frozen(kw_only=True)
-class ToneInfo:
+class ToneInfo(GraphObject):
     """A DTMF tone the caller pressed; ``sequence_id`` orders them."""
 
     sequence_id: int | None = None
@@ -136,7 +137,7 @@ class ToneInfo:
 
 
 @attrs.frozen(kw_only=True)
-class MediaConfig:
+class MediaConfig(GraphObject):
     """Base of the two media configurations."""
 
 
@@ -153,19 +154,19 @@ class AppHostedMediaConfig(MediaConfig):
 
 
 @attrs.frozen(kw_only=True)
-class CallMediaState:
+class CallMediaState(GraphObject):
     audio: MediaState | str | None = None
 
 
 @attrs.frozen(kw_only=True)
-class ChatInfo:
+class ChatInfo(GraphObject):
     thread_id: str | None = None
     message_id: str | None = None
     reply_chain_message_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
-class MeetingInfo:
+class MeetingInfo(GraphObject):
     """Base of the meeting-join descriptions."""
 
 
@@ -186,7 +187,7 @@ class JoinMeetingIdMeetingInfo(MeetingInfo):
 
 
 @attrs.frozen(kw_only=True)
-class IncomingCallOptions:
+class IncomingCallOptions(GraphObject):
     hide_bot_after_escalation: bool | None = None
     is_content_sharing_notification_enabled: bool | None = None
     is_delta_roster_enabled: bool | None = None
@@ -194,7 +195,7 @@ class IncomingCallOptions:
 
 
 @attrs.frozen(kw_only=True)
-class OutgoingCallOptions:
+class OutgoingCallOptions(GraphObject):
     hide_bot_after_escalation: bool | None = None
     is_content_sharing_notification_enabled: bool | None = None
     is_delta_roster_enabled: bool | None = None
