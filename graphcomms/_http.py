@@ -202,9 +202,8 @@ class HttpTransport:
         request is one coroutine deep. A bad URL raises when this is called.
         """
         url = self._resolve(path_or_url)
-        method = method.upper()
         send = self._send(
-            method,
+            method.upper(),
             url,
             data=None if json is None else dumps(json),
             accept=_DEFAULT_ACCEPT,
@@ -212,9 +211,8 @@ class HttpTransport:
             log_url=url,
             allow_redirects=False,
         )
-        if self.tracing is None:
-            return send
-        return self.tracing.http(method, url, send)
+        tracing = self.tracing
+        return send if tracing is None else tracing.http(method.upper(), url, send)
 
     async def request_bytes(self, url: str, *, bearer: str, max_size: int | None = None) -> bytes:
         """GET a recording (``recordingLocation``) with its own ``recordingAccessToken``,
