@@ -7,7 +7,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-USER_TEST = """
+USER_TEST = '''
 import pytest
 from graphcomms import CallState, MediaPrompt, OperationStatus
 
@@ -30,20 +30,13 @@ async def test_graph_client_is_the_bots_client(graph_client, emulated_bot):
 
 async def test_graph_emulator_alone(graph_emulator):
     assert graph_emulator.graph_url.endswith("/v1.0/")
-"""
+'''
 
 
 def test_plugin_fixtures_work_in_a_users_suite(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_TEST)
     # strict mode, as a user who never configured pytest-asyncio would have it
-    result = pytester.runpytest_subprocess(
-        "-p",
-        "no:cacheprovider",
-        "-W",
-        "error",
-        "-o",
-        "asyncio_mode=strict",
-        "-o",
-        "asyncio_default_fixture_loop_scope=function",
-    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error",
+                                           "-o", "asyncio_mode=strict",
+                                           "-o", "asyncio_default_fixture_loop_scope=function")
     result.assert_outcomes(passed=3)
