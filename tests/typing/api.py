@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.trace import TracerProvider
 from typing_extensions import assert_type
 
 from graphcomms import CommsClient, MediaPrompt, OperationTracker, PlayPromptOperation
 from graphcomms.models import (
+    PlayPromptRequest,
     RecordOperation,
     SendDtmfTonesOperation,
     StartHoldMusicOperation,
@@ -29,3 +34,15 @@ async def promises(client: CommsClient) -> None:
         assert_type(snapshot, PlayPromptOperation)
     recording = await client.download_recording(await rec)
     assert_type(recording, bytes)
+
+
+async def forward_compatible(client: CommsClient) -> None:
+    final = await (await client.call("id").play_prompt("https://x/a.wav"))
+    assert_type(final.additional_data, Mapping[str, Any])
+    prompt = MediaPrompt.from_uri("https://x/a.wav")
+    request = PlayPromptRequest(prompts=(prompt,), additional_data={"new": True})
+    assert_type(await client.call("id").send(request), OperationTracker[PlayPromptOperation])
+
+
+def traced(provider: TracerProvider) -> CommsClient:
+    return CommsClient("token", tracer_provider=provider)
