@@ -3,7 +3,9 @@ kept on ``additional_data``, readable, and written back when the model is sent."
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -72,6 +74,30 @@ def test_additional_data_is_empty_by_default_in_eq_not_in_hash_nor_repr() -> Non
     )
     assert hash(extra) == hash(plain)  # JSON lists and objects are not hashable
     assert "secretish" not in repr(extra)  # an unknown property may be a secret
+
+
+@pytest.mark.parametrize("extra", [{}, {"newThing": [1, {"a": None}]}])
+def test_models_still_pickle_and_deep_copy(extra: dict[str, Any]) -> None:
+    op = structure_operation(
+        {"@odata.type": "#microsoft.graph.recordOperation", "status": "running", **extra}
+    )
+    assert op.additional_data == extra
+    for copied in (pickle.loads(pickle.dumps(op)), copy.deepcopy(op), copy.copy(op)):
+        assert copied == op
+        assert copied.additional_data == extra
+
+
+def test_additional_data_is_read_only() -> None:
+    op = structure_operation({"status": "running", "newThing": 1})
+    data = op.additional_data
+    with pytest.raises(TypeError, match="read-only"):
+        data["newThing"] = 2  # type: ignore[index]
+    with pytest.raises(TypeError, match="read-only"):
+        data.update(x=1)  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="read-only"):
+        PlayPromptOperation().additional_data.setdefault("x", 1)  # type: ignore[attr-defined]
+    assert op.additional_data == {"newThing": 1}
+    assert PlayPromptOperation().additional_data == {}
 
 
 # -- reading ----------------------------------------------------------------------

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
-from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
 
 from graphcomms.models import _enums, calls, common, operations, requests
-from graphcomms.models._base import EMPTY_DATA
+from graphcomms.models._base import EMPTY_DATA, AdditionalData
 from graphcomms.models.common import (
     AppHostedMediaConfig,
     IncomingCallOptions,
@@ -144,7 +143,7 @@ def unknown_properties(value: Mapping[Any, Any], known: frozenset[str]) -> Mappi
         for key, item in value.items()
         if key not in known and not (isinstance(key, str) and key.startswith("@"))
     }
-    return MappingProxyType(found) if found else EMPTY_DATA
+    return AdditionalData(found) if found else EMPTY_DATA
 
 
 class TagTable(Generic[T]):

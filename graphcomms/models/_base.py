@@ -10,15 +10,35 @@ graphcomms does not know yet.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import attrs
 
-__all__ = ["EMPTY_DATA", "GraphObject"]
+__all__ = ["EMPTY_DATA", "AdditionalData", "GraphObject"]
+
+
+class AdditionalData(dict[str, Any]):
+    """The read-only ``dict`` graphcomms keeps unknown properties in. A dict rather
+    than a ``MappingProxyType``, which cannot be pickled or deep-copied (and so would
+    make the models it sits on unpicklable)."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("additional_data is read-only: build a new model (attrs.evolve)")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce__(self) -> tuple[type[AdditionalData], tuple[dict[str, Any]]]:
+        return type(self), (dict(self),)  # dict.__init__ fills it: no __setitem__ call
+
+    def __repr__(self) -> str:
+        return f"AdditionalData({dict.__repr__(self)})"
+
 
 #: The ``additional_data`` of a model that has none: one shared, read-only mapping.
-EMPTY_DATA: Final[Mapping[str, Any]] = MappingProxyType({})
+EMPTY_DATA: Final[Mapping[str, Any]] = AdditionalData()
 
 
 @attrs.frozen(kw_only=True)

@@ -6,12 +6,11 @@ the call handle merges a partial snapshot over the last full one.
 
 from __future__ import annotations
 
-from types import MappingProxyType
 from typing import Any
 
 import attrs
 
-from graphcomms.models._base import GraphObject
+from graphcomms.models._base import AdditionalData, GraphObject
 from graphcomms.models._enums import (
     CallDirection,
     CallState,
@@ -70,7 +69,7 @@ class Call(GraphObject):
         }
         if update.additional_data:
             extra = {**self.additional_data, **update.additional_data}
-            changes["additional_data"] = MappingProxyType(extra)
+            changes["additional_data"] = AdditionalData(extra)
         return attrs.evolve(self, **changes) if changes else self
 
 
