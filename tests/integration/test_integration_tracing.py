@@ -19,7 +19,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from graphcomms import CallEndedError, CallHandle, MediaPrompt, OperationFailedError
+from graphcomms import (
+    CallEndedError,
+    CallHandle,
+    ClientClosedError,
+    MediaPrompt,
+    OperationFailedError,
+)
 from graphcomms.errors import ServerError
 from graphcomms.testing import EmulatedBot, GraphEmulator, emulated_bot
 
@@ -154,6 +160,31 @@ async def test_a_refused_post_ends_the_action_and_its_http_span_as_errors(
     assert attrs_of(post)["http.response.status_code"] == 500
     assert attrs_of(post)["graphcomms.client_request_id"]
     assert bot.client.stats.pending == 0
+
+
+async def test_closing_the_client_ends_a_pending_actions_span_as_an_error(
+    bot: EmulatedBot, call: CallHandle, exporter: InMemorySpanExporter
+) -> None:
+    bot.emulator.prompt_seconds = 30
+    tracker = await call.play_prompt([PROMPT])
+    await bot.client.aclose()
+    with pytest.raises(ClientClosedError):
+        await tracker
+    action = only(exporter.get_finished_spans(), "graphcomms playPrompt")
+    assert action.status.status_code is StatusCode.ERROR
+    assert attrs_of(action)["error.type"] == "ClientClosedError"
+
+
+async def test_a_notification_that_overtakes_the_answer_is_an_event_too(
+    bot: EmulatedBot, call: CallHandle, exporter: InMemorySpanExporter
+) -> None:
+    bot.emulator.deliver_early_next(path_contains="/playPrompt")
+    tracker = await call.play_prompt([PROMPT])
+    await asyncio.wait_for(tracker, T)
+    action = only(exporter.get_finished_spans(), "graphcomms playPrompt")
+    assert action.status.status_code is StatusCode.OK
+    assert attrs_of(action)["graphcomms.operation.id"] == tracker.operation_id
+    assert [e.name for e in action.events] == ["graphcomms.notification"]
 
 
 async def test_plain_requests_have_http_spans_too(
