@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from graphcomms._converter import (
     structure_call,
@@ -42,6 +42,9 @@ from graphcomms.models import (
     OperationRequest,
     Participant,
 )
+
+if TYPE_CHECKING:
+    from graphcomms._tracing import Tracing
 
 __all__ = ["ActionSender", "PendingAction"]
 
@@ -122,8 +125,10 @@ class ActionSender:
         runner: CallbackRunner,
         operation_timeout: float | None,
         check_open: Callable[[], None],
+        tracing: Tracing | None = None,
     ) -> None:
         self._http = http
+        self._tracing = tracing
         self._registry = registry
         self._runner = runner
         self._operation_timeout = operation_timeout
@@ -175,10 +180,17 @@ class ActionSender:
             cancel_hook=cancel_hook,
         )
         self._registry.expect(tracker, timeout=timeout)
+        tracing = self._tracing
         try:
-            response = await self._http.request("POST", path, json=body)
-        except BaseException:
+            if tracing is None:
+                response = await self._http.request("POST", path, json=body)
+            else:
+                span = tracing.start_action(request, tracker)
+                response = await tracing.within(span, self._http.request("POST", path, json=body))
+        except BaseException as exc:
             self._registry.discard(tracker)
+            if tracing is not None:
+                tracing.not_sent(tracker, exc)
             raise
         snapshot = self._answer(response, kind, ctx)
         op_id = (
@@ -186,6 +198,8 @@ class ActionSender:
             if snapshot.id
             else operation_id_from_location(response.location)
         )
+        if tracing is not None:
+            tracing.answered(tracker, op_id, response.client_request_id, snapshot)
         if _log.isEnabledFor(logging.DEBUG):  # the extra dict is not free
             _log.debug(
                 "%s issued on call %s: status %s",

@@ -47,6 +47,7 @@ from graphcomms.typing import NotificationPayload, NotificationSource, TokenLike
 
 if TYPE_CHECKING:
     import aiohttp
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["CommsClient"]
 
@@ -84,6 +85,10 @@ class CommsClient:
       (:class:`KeepAliveSettings`: a keepAlive every 15 minutes by default).
     - ``on_late_result``: ``fn(tracker, snapshot)``, sync or async, for a terminal
       snapshot that arrives after the tracker's own deadline.
+    - ``tracer_provider``: an OpenTelemetry ``TracerProvider`` (the ``otel`` extra):
+      a span per action from its POST to its outcome, the HTTP requests as child spans,
+      notifications as events (pass ``opentelemetry.trace.get_tracer_provider()`` for
+      the global one). ``None``, the default, imports nothing of OpenTelemetry.
 
     ``stats`` (:class:`~graphcomms.ClientStats`) counts what the client did. What
     :meth:`aclose` ends, fails and waits for is in its own docstring.
@@ -103,6 +108,7 @@ class CommsClient:
         limits: Limits | None = None,
         keep_alive: KeepAliveSettings | None = None,
         on_late_result: LateResultHook | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         tracking = tracking if tracking is not None else TrackingSettings()
         limits = limits if limits is not None else Limits()
@@ -126,12 +132,21 @@ class CommsClient:
             late_grace=tracking.late_result_grace,
             on_late_result=on_late_result,
         )
+        tracing = None
+        if tracer_provider is not None:
+            # Only here: a client without a provider imports nothing of OpenTelemetry.
+            from graphcomms._tracing import Tracing
+
+            tracing = Tracing(tracer_provider)
+            self._http.tracing = tracing
+            self._registry.tracing = tracing
         self._actions = ActionSender(
             http=self._http,
             registry=self._registry,
             runner=self._runner,
             operation_timeout=tracking.operation_timeout,
             check_open=self._check_open,
+            tracing=tracing,
         )
         self._actions.callback_uri = callback_uri
         self._keeper = (

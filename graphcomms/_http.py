@@ -49,6 +49,8 @@ from graphcomms.typing import TokenProvider
 if TYPE_CHECKING:
     import aiohttp
 
+    from graphcomms._tracing import Tracing
+
 __all__ = ["GRAPH_BETA", "GRAPH_V1", "HttpResponse", "HttpTransport"]
 
 GRAPH_V1: Final = "https://graph.microsoft.com/v1.0/"
@@ -161,6 +163,8 @@ class HttpTransport:
         self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not crypto
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
+        #: Set by a client given a tracer provider: each Graph request then has a span.
+        self.tracing: Tracing | None = None
 
     def __repr__(self) -> str:
         return f"HttpTransport(base_url={self._base_url!r}, closed={self._closed})"
@@ -200,7 +204,7 @@ class HttpTransport:
         request is one coroutine deep. A bad URL raises when this is called.
         """
         url = self._resolve(path_or_url)
-        return self._send(
+        send = self._send(
             method.upper(),
             url,
             data=None if json is None else dumps(json),
@@ -209,6 +213,8 @@ class HttpTransport:
             log_url=url,
             allow_redirects=False,
         )
+        tracing = self.tracing
+        return send if tracing is None else tracing.http(method.upper(), url, send)
 
     async def request_bytes(self, url: str, *, bearer: str, max_size: int | None = None) -> bytes:
         """GET a recording (``recordingLocation``) with its own ``recordingAccessToken``,

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphcomms._converter import structure_operation
 from graphcomms._events import CallbackRunner
@@ -35,6 +35,9 @@ from graphcomms.models import (
     ResultInfo,
     is_success,
 )
+
+if TYPE_CHECKING:
+    from graphcomms._tracing import Tracing
 
 __all__ = ["LateResultHook", "OperationRegistry"]
 
@@ -284,6 +287,8 @@ class OperationRegistry:
         self._finished = FinishedWork(grace=late_grace, limit=limits.finished_operations)
         self._early = EarlyBuffer(stats, limits)
         self._closed = False
+        #: Set by a client given a tracer provider: notifications and ends go to spans.
+        self.tracing: Tracing | None = None
 
     # -- registering ---------------------------------------------------------------
 
@@ -346,6 +351,8 @@ class OperationRegistry:
                     self.stats.bad_items += 1
                     _log.warning("early notification skipped: %s", exc, extra=log_extra(tracker))
                     continue
+                if self.tracing is not None:
+                    self.tracing.notified(tracker, snapshot, deleted)
                 self._advance(record, snapshot, deleted)
 
     # -- notifications -------------------------------------------------------------
@@ -365,9 +372,10 @@ class OperationRegistry:
         if record is not None:
             # The usual item: its URL names a pending operation. The general route
             # below would find the same record first, by the same id.
-            self._advance(
-                record, structure_operation(data, type(record.tracker.operation)), deleted
-            )
+            snapshot = structure_operation(data, type(record.tracker.operation))
+            if self.tracing is not None:
+                self.tracing.notified(record.tracker, snapshot, deleted)
+            self._advance(record, snapshot, deleted)
             return
         body_id = data.get("id")
         body_id = normalize_id(body_id) if isinstance(body_id, str) and body_id else None
@@ -415,6 +423,8 @@ class OperationRegistry:
         snapshot = structure_operation(data, type(tracker.operation))
         if tracker.operation_id is None and named is not None:
             self._index(record, named)
+        if self.tracing is not None:
+            self.tracing.notified(tracker, snapshot, deleted)
         self._advance(record, snapshot, deleted)
 
     def fail_call(self, call_id: str, result_info: ResultInfo | None) -> int:
@@ -555,6 +565,8 @@ class OperationRegistry:
                 outcome if isinstance(outcome, BaseException) else outcome.status,
                 extra=log_extra(tracker),
             )
+        if self.tracing is not None:
+            self.tracing.finished(tracker, outcome)
         tracker._resolve(outcome)
 
     def _after_finish(self, key: str, data: Mapping[str, Any], deleted: bool) -> None:

@@ -7,15 +7,17 @@
   cattrs ones they must equal;
 - :mod:`._errors`: what did not fit and where, never quoting the payload.
 
-Reading is lenient, because Graph is inconsistent (reference §5.8): unknown keys and
-``@odata.*`` annotations are ignored, enums match case-insensitively and keep a value
-they do not know as a plain ``str``, ``resultInfo`` codes may be strings, keys may use
-legacy spellings. What still does not fit raises :class:`DeserializationError`, whose
+Reading is lenient, because Graph is inconsistent (reference §5.8): a property no field
+names is kept on the model's ``additional_data`` (and written back), ``@odata.*``
+annotations are ignored, enums match case-insensitively and keep a value they do not
+know as a plain ``str``, ``resultInfo`` codes may be strings, keys may use legacy
+spellings. What still does not fit raises :class:`DeserializationError`, whose
 message says what and where but never quotes the payload (it may hold a recording
 access token); the payload itself is on ``.payload``.
 
 Writing produces Graph's own shapes: camelCase keys, no ``None`` values, an
-``@odata.type`` on every Graph object, none on a request body itself.
+``@odata.type`` on every Graph object, none on a request body itself, and each model's
+``additional_data`` beside its fields (a field wins over a key of the same name).
 """
 
 from __future__ import annotations

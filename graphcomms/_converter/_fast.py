@@ -24,6 +24,8 @@ import attrs
 
 from graphcomms._converter._errors import Invalid, note
 from graphcomms._converter._scalars import StructureHook
+from graphcomms._converter._wire import ADDITIONAL_DATA, unknown_properties
+from graphcomms.models._base import EMPTY_DATA
 
 __all__ = ["FieldPlan", "ReaderPlan", "compile_reader", "slot_fillable"]
 
@@ -56,12 +58,17 @@ class FieldPlan:
 
 @attrs.frozen
 class ReaderPlan:
-    """A class to read, what to call it in errors, its legacy keys, and its fields."""
+    """A class to read, what to call it in errors, its legacy keys, and its fields.
+
+    ``known`` is set for a class that keeps unknown properties (``additional_data``):
+    every key that is not one.
+    """
 
     cls: type
     what: str
     legacy: tuple[tuple[str, str], ...]
     fields: tuple[FieldPlan, ...]
+    known: frozenset[str] | None = None
 
 
 def slot_fillable(cls: type[Any]) -> bool:
@@ -146,11 +153,25 @@ def compile_reader(plan: ReaderPlan) -> StructureHook:
             lines.append(f"        {set_}(obj, {default})")
         lines.append("    else:")
         lines += _guarded(f"{set_}(obj, {call})", where, indent=8)
+    if plan.known is not None:
+        lines.append(_additional_data(plan.cls, plan.known, names))
     lines.append("    return obj")
     source = "\n".join(lines)
     exec(compile(source, f"<graphcomms read {plan.cls.__name__}>", "exec"), names)  # noqa: S102
     read: StructureHook = names["read"]
     return read
+
+
+def _additional_data(cls: type, known: frozenset[str], names: dict[str, Any]) -> str:
+    """The line that fills ``additional_data``. The common object has no key outside
+    the known ones, which one C-level call proves; only one that has goes through
+    :func:`unknown_properties`, the plain reader's own function."""
+    names["set_extra"] = getattr(cls, ADDITIONAL_DATA).__set__
+    names["all_known"] = known.issuperset
+    names["known"] = known
+    names["unknown"] = unknown_properties
+    names["EMPTY"] = EMPTY_DATA
+    return "    set_extra(obj, EMPTY if all_known(value) else unknown(value, known))"
 
 
 def _guarded(statement: str, where: str, *, indent: int) -> list[str]:

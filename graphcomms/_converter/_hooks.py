@@ -156,7 +156,10 @@ class _Factories:
         attrs.resolve_types(cls)
         lenient = _wire.LENIENT_INTEGERS.get(cls, frozenset())
         fields = []
+        names = [a.name for a in attrs.fields(cls)]
         for a in attrs.fields(cls):
+            if a.name == _wire.ADDITIONAL_DATA:
+                continue
             if a.name == "odata_type":
                 tag = FieldPlan(
                     name=a.name,
@@ -170,7 +173,10 @@ class _Factories:
                 fields.append(tag)
                 continue
             fields.append(self._field_plan(a, lenient=a.name in lenient))
-        return ReaderPlan(cls, _wire.type_name(cls), _wire.legacy_keys(cls), tuple(fields))
+        known = _wire.known_keys(cls, names) if _wire.ADDITIONAL_DATA in names else None
+        return ReaderPlan(
+            cls, _wire.type_name(cls), _wire.legacy_keys(cls), tuple(fields), known=known
+        )
 
     def _field_plan(self, a: attrs.Attribute[Any], *, lenient: bool) -> FieldPlan:
         key = _wire.wire_name(a.name)
@@ -204,8 +210,11 @@ class _Factories:
     def _cattrs_reader(self, cls: type[Any], *, keep_tag: bool = False) -> StructureHook:
         lenient = _wire.LENIENT_INTEGERS.get(cls, frozenset())
         overrides: dict[str, Any] = {}
+        names = [a.name for a in attrs.fields(cls)]
         for a in attrs.fields(cls):
-            if a.name == "odata_type":
+            if a.name == _wire.ADDITIONAL_DATA:
+                overrides[a.name] = override(omit=True)
+            elif a.name == "odata_type":
                 overrides[a.name] = (
                     override(rename=_wire.ODATA_TYPE) if keep_tag else override(omit=True)
                 )
@@ -218,6 +227,7 @@ class _Factories:
         generated = make_dict_structure_fn(cls, self.conv, **_overrides(overrides))
         what = _wire.type_name(cls)
         legacy = _wire.legacy_keys(cls)
+        known = _wire.known_keys(cls, names) if _wire.ADDITIONAL_DATA in names else None
 
         def structure(value: Any, _: Any = None) -> Any:
             # The generated code would take a string's characters for keys.
@@ -226,7 +236,12 @@ class _Factories:
             for old, new in legacy:
                 if value.get(new) is None and value.get(old) is not None:
                     value = {**value, new: value[old]}
-            return generated(value, cls)
+            obj = generated(value, cls)
+            if known is None:
+                return obj
+            # The reference: every key looked at, whatever the fast reader skips.
+            extra = _wire.unknown_properties(value, known)
+            return attrs.evolve(obj, additional_data=extra) if extra else obj
 
         return structure
 
@@ -354,10 +369,11 @@ class _Factories:
         conv = self.conv
         overrides = {
             a.name: override(omit=True)
-            if a.name == "odata_type"
+            if a.name in ("odata_type", _wire.ADDITIONAL_DATA)
             else override(rename=_wire.wire_name(a.name), omit_if_default=a.default is None)
             for a in attrs.fields(cls)
         }
+        open_type = any(a.name == _wire.ADDITIONAL_DATA for a in attrs.fields(cls))
         generated = make_dict_unstructure_fn(cls, conv, **_overrides(overrides))
         tag = _wire.tag_of(cls) if _wire.is_tagged(cls) else None
         # Only the base keeps a tag of its own: that of an operation type we do not know.
@@ -367,6 +383,12 @@ class _Factories:
             if obj.__class__ is not cls:  # declared as a base, holding a subclass
                 return conv.unstructure(obj, obj.__class__)
             body = generated(obj)
+            if open_type and obj.additional_data:
+                # What Graph sent and graphcomms does not model goes back; a field wins.
+                extra = conv.unstructure(dict(obj.additional_data))
+                body = {**extra, **body}
+                if tag is not None:
+                    body.pop(_wire.ODATA_TYPE, None)  # the class says what it is
             if tag is None:
                 return body
             return {_wire.ODATA_TYPE: (keeps_own_tag and obj.odata_type) or tag, **body}
@@ -388,19 +410,25 @@ def _interning(read: StructureHook) -> StructureHook:
 
     A handful of those triples (200/0 "Action completed successfully." above all) make
     up nearly every resultInfo Graph sends, so most notifications skip building one.
-    Only plain int/str/None values are keyed: equal keys then read to equal objects
-    (``True == 1`` would not). The cache stops growing at its size; what does not fit
-    is read as before.
+    Only an exact int code and subcode and a str message are keyed: equal keys then
+    read to equal objects (``True == 1`` would not); and only when the object holds
+    nothing but them and its tag, so a property graphcomms does not know is read, and
+    kept, every time (two length checks, not a comparison of every key with a set: a
+    fifth of the cost). The cache stops growing at its size; what does not fit is
+    read as before.
     """
     cache: dict[tuple[Any, Any, Any], Any] = {}
+    tag = _wire.ODATA_TYPE
 
     def structure(value: Any, _: Any = None) -> Any:
         if value.__class__ is dict:
             code, subcode, message = value.get("code"), value.get("subcode"), value.get("message")
             if (
-                (code is None or code.__class__ is int)
-                and (subcode.__class__ is int or (subcode is None and "subCode" not in value))
-                and (message is None or message.__class__ is str)
+                code.__class__ is int
+                and subcode.__class__ is int
+                and message.__class__ is str
+                # Nothing else but the tag: then no property graphcomms does not know.
+                and ((size := len(value)) == 3 or (size == 4 and tag in value))
             ):
                 key = (code, subcode, message)
                 found = cache.get(key)

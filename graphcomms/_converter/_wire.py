@@ -6,11 +6,12 @@ Nothing here knows cattrs; the hooks read these tables (reference §5.8 lists th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from typing import Any, Final, Generic, TypeVar
 
 from graphcomms.models import _enums, calls, common, operations, requests
+from graphcomms.models._base import EMPTY_DATA, AdditionalData
 from graphcomms.models.common import (
     AppHostedMediaConfig,
     IncomingCallOptions,
@@ -29,6 +30,7 @@ from graphcomms.models.operations import CommsOperation, RecordOperation
 from graphcomms.models.requests import ActionRequest
 
 __all__ = [
+    "ADDITIONAL_DATA",
     "GRAPH_PREFIX",
     "LENIENT_INTEGERS",
     "ODATA_TYPE",
@@ -39,10 +41,12 @@ __all__ = [
     "Polymorphic",
     "TagTable",
     "is_tagged",
+    "known_keys",
     "legacy_keys",
     "model_enums",
     "tag_of",
     "type_name",
+    "unknown_properties",
     "wire_name",
 ]
 
@@ -50,6 +54,14 @@ T = TypeVar("T")
 
 ODATA_TYPE: Final = "@odata.type"
 GRAPH_PREFIX: Final = "#microsoft.graph."
+
+#: The field that keeps the properties no other field names (``models._base``).
+ADDITIONAL_DATA: Final = "additional_data"
+
+#: The OData annotations Graph puts on resources, counted as known keys so that the
+#: readers' one-lookup check (no key outside the known ones) passes on them; any
+#: other annotation is dropped too, only by the slower path (:func:`unknown_properties`).
+_ANNOTATIONS: Final = frozenset({ODATA_TYPE, "@odata.id", "@odata.etag", "@odata.context"})
 
 #: Every operation type, the base first; ``@odata.type`` picks one of these.
 OPERATION_TYPES: Final[tuple[type[CommsOperation], ...]] = (
@@ -114,6 +126,24 @@ def is_tagged(cls: type) -> bool:
 
 def legacy_keys(cls: type) -> tuple[tuple[str, str], ...]:
     return next((keys for base, keys in _LEGACY_KEYS.items() if issubclass(cls, base)), ())
+
+
+def known_keys(cls: type, fields: Iterable[str]) -> frozenset[str]:
+    """Every key a JSON object read as ``cls`` may hold that is not an unknown
+    property: its fields' wire names, their legacy spellings, OData annotations."""
+    current = {wire_name(name) for name in fields if name not in (ADDITIONAL_DATA, "odata_type")}
+    return frozenset(current | {old for old, _ in legacy_keys(cls)} | _ANNOTATIONS)
+
+
+def unknown_properties(value: Mapping[Any, Any], known: frozenset[str]) -> Mapping[str, Any]:
+    """The properties of ``value`` that no key in ``known`` names, read-only and as they
+    came; annotations (keys starting with ``@``) are not properties and are left out."""
+    found = {
+        key: item
+        for key, item in value.items()
+        if key not in known and not (isinstance(key, str) and key.startswith("@"))
+    }
+    return AdditionalData(found) if found else EMPTY_DATA
 
 
 class TagTable(Generic[T]):

@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from graphcomms.models._base import AdditionalData, GraphObject
 from graphcomms.models._enums import (
     CallDirection,
     CallState,
@@ -35,7 +36,7 @@ __all__ = ["Call", "MediaStream", "Participant", "RecordingInfo", "RemovedState"
 
 
 @attrs.frozen(kw_only=True)
-class Call:
+class Call(GraphObject):
     """A snapshot of a call (Graph's ``call`` resource). Notifications carry partial
     snapshots; a call handle merges them (``merged``) into ``handle.snapshot``.
     Every field is Graph's property of the same name in camelCase; ``None`` means
@@ -91,15 +92,22 @@ class Call:
     """How long an outgoing call rings (beta; at most 115)."""
 
     def merged(self, update: Call) -> Call:
-        """This snapshot with every field that ``update`` sets laid over it."""
-        changes = {
-            a.name: v for a in attrs.fields(Call) if (v := getattr(update, a.name)) is not None
+        """This snapshot with every field that ``update`` sets laid over it; its
+        ``additional_data`` keys laid over this one's."""
+        changes: dict[str, Any] = {
+            a.name: v for a in _MERGED_FIELDS if (v := getattr(update, a.name)) is not None
         }
+        if update.additional_data:
+            extra = {**self.additional_data, **update.additional_data}
+            changes["additional_data"] = AdditionalData(extra)
         return attrs.evolve(self, **changes) if changes else self
 
 
+_MERGED_FIELDS = tuple(a for a in attrs.fields(Call) if a.name != "additional_data")
+
+
 @attrs.frozen(kw_only=True)
-class MediaStream:
+class MediaStream(GraphObject):
     media_type: Modality | str | None = None
     direction: MediaDirection | str | None = None
     label: str | None = None
@@ -108,18 +116,18 @@ class MediaStream:
 
 
 @attrs.frozen(kw_only=True)
-class RecordingInfo:
+class RecordingInfo(GraphObject):
     initiator: IdentitySet | None = None
     recording_status: RecordingStatus | str | None = None
 
 
 @attrs.frozen(kw_only=True)
-class RemovedState:
+class RemovedState(GraphObject):
     reason: str | None = None
 
 
 @attrs.frozen(kw_only=True)
-class Participant:
+class Participant(GraphObject):
     """A roster entry (Graph's ``participant``)."""
 
     id: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from graphcomms.models._base import GraphObject
 from graphcomms.models._enums import EndpointType, MediaState, Tone
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
 
 
 @attrs.frozen(kw_only=True)
-class ResultInfo:
+class ResultInfo(GraphObject):
     """Outcome of an operation or reason a call ended: ``code`` 2xx is success."""
 
     code: int | None = None
@@ -49,7 +50,7 @@ class ResultInfo:
 
 
 @attrs.frozen(kw_only=True)
-class Identity:
+class Identity(GraphObject):
     """One party's identity (Graph's ``identity``); which kind it is depends on the
     ``IdentitySet`` field that holds it."""
 
@@ -65,7 +66,7 @@ class Identity:
 
 
 @attrs.frozen(kw_only=True)
-class IdentitySet:
+class IdentitySet(GraphObject):
     """Graph's ``identitySet`` / ``communicationsIdentitySet``: who a party is."""
 
     user: Identity | None = None
@@ -94,7 +95,7 @@ class IdentitySet:
 
 
 @attrs.frozen(kw_only=True)
-class ParticipantInfo:
+class ParticipantInfo(GraphObject):
     """Who a participant is and where from (Graph's ``participantInfo``)."""
 
     identity: IdentitySet | None = None
@@ -114,7 +115,7 @@ class ParticipantInfo:
 
 
 @attrs.frozen(kw_only=True)
-class InvitationParticipantInfo:
+class InvitationParticipantInfo(GraphObject):
     """A party to invite, redirect or transfer to."""
 
     identity: IdentitySet | None = None
@@ -126,7 +127,7 @@ class InvitationParticipantInfo:
 
 
 @attrs.frozen(kw_only=True)
-class MediaInfo:
+class MediaInfo(GraphObject):
     """A media file the service fetches: WAV, mono, 16-bit, 16 kHz, reachable by Graph."""
 
     uri: str
@@ -134,7 +135,7 @@ class MediaInfo:
 
 
 @attrs.frozen(kw_only=True)
-class Prompt:
+class Prompt(GraphObject):
     """Base of Graph's ``prompt``; in practice every prompt is a :class:`MediaPrompt`."""
 
 
@@ -149,7 +150,7 @@ class MediaPrompt(Prompt):
 
 
 @attrs.frozen(kw_only=True)
-class ToneInfo:
+class ToneInfo(GraphObject):
     """A DTMF tone the caller pressed; ``sequence_id`` orders them.
 
     ``key`` is the keypad key as a plain ``str`` (what a bot usually wants); ``tone``
@@ -178,7 +179,7 @@ class ToneInfo:
 
 
 @attrs.frozen(kw_only=True)
-class MediaConfig:
+class MediaConfig(GraphObject):
     """Base of the two media configurations."""
 
 
@@ -195,19 +196,19 @@ class AppHostedMediaConfig(MediaConfig):
 
 
 @attrs.frozen(kw_only=True)
-class CallMediaState:
+class CallMediaState(GraphObject):
     audio: MediaState | str | None = None
 
 
 @attrs.frozen(kw_only=True)
-class ChatInfo:
+class ChatInfo(GraphObject):
     thread_id: str | None = None
     message_id: str | None = None
     reply_chain_message_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
-class MeetingInfo:
+class MeetingInfo(GraphObject):
     """Base of the meeting-join descriptions."""
 
 
@@ -228,7 +229,7 @@ class JoinMeetingIdMeetingInfo(MeetingInfo):
 
 
 @attrs.frozen(kw_only=True)
-class IncomingCallOptions:
+class IncomingCallOptions(GraphObject):
     hide_bot_after_escalation: bool | None = None
     is_content_sharing_notification_enabled: bool | None = None
     is_delta_roster_enabled: bool | None = None
@@ -236,7 +237,7 @@ class IncomingCallOptions:
 
 
 @attrs.frozen(kw_only=True)
-class OutgoingCallOptions:
+class OutgoingCallOptions(GraphObject):
     hide_bot_after_escalation: bool | None = None
     is_content_sharing_notification_enabled: bool | None = None
     is_delta_roster_enabled: bool | None = None

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import attrs
 
+from graphcomms.models._base import GraphObject
 from graphcomms.models._enums import CompletionReason, OperationStatus
 from graphcomms.models.common import InvitationParticipantInfo, ResultInfo
 
@@ -60,7 +61,7 @@ FAILURE_COMPLETION_REASONS: frozenset[CompletionReason] = frozenset(
 
 
 @attrs.frozen(kw_only=True)
-class CommsOperation:
+class CommsOperation(GraphObject):
     """A snapshot of an operation. A newer snapshot replaces it; nothing mutates it.
 
     ``status`` is ``None`` when Graph sent none (updates will follow). ``odata_type``

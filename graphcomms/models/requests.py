@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar, cast, get_args, get_origin
 import attrs
 
 from graphcomms._base_errors import InvalidRequestError
+from graphcomms.models._base import GraphObject
 from graphcomms.models._enums import (
     Modality,
     RecordingStatus,
@@ -158,7 +159,7 @@ def _as_tuple(value: Iterable[Any] | None) -> tuple[Any, ...] | None:
 
 
 @attrs.frozen(kw_only=True)
-class ActionRequest:
+class ActionRequest(GraphObject):
     """A POST to ``/communications/calls/{call_id}/{path}``.
 
     ``path`` may hold ``{participant_id}``: the action is on one participant, whose id

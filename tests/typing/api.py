@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import uvicorn
 from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 from typing_extensions import assert_type
@@ -22,6 +26,7 @@ from graphcomms import (
 )
 from graphcomms.auth import AsyncTokenCredential, AzureIdentityTokenProvider
 from graphcomms.models import (
+    PlayPromptRequest,
     RecordOperation,
     SendDtmfTonesOperation,
     StartHoldMusicOperation,
@@ -97,3 +102,15 @@ async def idioms(client: CommsClient, credential: AsyncTokenCredential) -> None:
     except TokenAcquisitionError as exc:
         assert_type(exc.refresh, bool)
         assert_type(exc.method, str)
+
+
+async def forward_compatible(client: CommsClient) -> None:
+    final = await (await client.call("id").play_prompt("https://x/a.wav"))
+    assert_type(final.additional_data, Mapping[str, Any])
+    prompt = MediaPrompt.from_uri("https://x/a.wav")
+    request = PlayPromptRequest(prompts=(prompt,), additional_data={"new": True})
+    assert_type(await client.call("id").send(request), OperationTracker[PlayPromptOperation])
+
+
+def traced(provider: TracerProvider) -> CommsClient:
+    return CommsClient("token", tracer_provider=provider)
