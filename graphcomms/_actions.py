@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from graphcomms._converter import (
     structure_call,
@@ -42,6 +42,9 @@ from graphcomms.models import (
     OperationRequest,
     Participant,
 )
+
+if TYPE_CHECKING:
+    from graphcomms._fleet_port import FleetPort
 
 __all__ = ["ActionSender", "PendingAction"]
 
@@ -121,6 +124,12 @@ class ActionSender:
         self._check_open = check_open
         #: The callback URL answers and new calls use unless they name another.
         self.callback_uri: str | None = None
+        #: The fleet relay, told of each operation registered and bound.
+        self.fleet: FleetPort | None = None
+
+    @property
+    def runner(self) -> CallbackRunner:
+        return self._runner
 
     def send(
         self,
@@ -153,10 +162,13 @@ class ActionSender:
         self._check_open()
         body = unstructure(request)
         ctx = request.client_context
+        fleet = self.fleet
         if ctx is None:
             # Into the body, not through attrs.evolve: that would build (and validate)
             # the whole request again on every action.
-            ctx = body["clientContext"] = os.urandom(16).hex()
+            ctx = body["clientContext"] = (
+                os.urandom(16).hex() if fleet is None else fleet.new_client_context()
+            )
         kind = request.operation_type()
         tracker = OperationTracker(
             call_id=normalize_id(call_id),
@@ -166,6 +178,8 @@ class ActionSender:
             cancel_hook=cancel_hook,
         )
         self._registry.expect(tracker, timeout=timeout)
+        if fleet is not None:
+            fleet.operation_registered(tracker)
         try:
             response = await self._http.request("POST", path, json=body)
         except BaseException:
@@ -190,6 +204,8 @@ class ActionSender:
                 },
             )
         self._registry.bind(tracker, op_id, snapshot)
+        if fleet is not None and not tracker.done():
+            fleet.operation_bound(tracker)
         return tracker
 
     @staticmethod

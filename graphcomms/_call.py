@@ -106,6 +106,8 @@ class CallHandle:
         self._hung_up_at: float | None = None
         # One bound method for all of this call's media trackers, not one per tracker.
         self._cancel_hook = self._cancel_media
+        #: True for a call a fleet instance recovered after a restart or adopted.
+        self.recovered = False
 
     # -- state ---------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphcomms._converter import structure_operation
 from graphcomms._events import CallbackRunner
@@ -35,6 +35,9 @@ from graphcomms.models import (
     ResultInfo,
     is_success,
 )
+
+if TYPE_CHECKING:
+    from graphcomms._fleet_port import FleetPort
 
 __all__ = ["LateResultHook", "OperationRegistry"]
 
@@ -284,6 +287,8 @@ class OperationRegistry:
         self._finished = FinishedWork(grace=late_grace, limit=limits.finished_operations)
         self._early = EarlyBuffer(stats, limits)
         self._closed = False
+        #: The fleet relay told of each tracker's end (``graphcomms._fleet_port``).
+        self.fleet: FleetPort | None = None
 
     # -- registering ---------------------------------------------------------------
 
@@ -482,6 +487,24 @@ class OperationRegistry:
             return self._finished.has_id(operation_id)
         return client_context is not None and self._finished.has_context(client_context)
 
+    def knows(self, operation_id: str | None, client_context: str | None) -> bool:
+        """True if an operation under this id or context is pending here or is
+        finished work remembered here (a fleet relay's "is it mine")."""
+        if operation_id is not None and (
+            operation_id in self._by_id or self._finished.has_id(operation_id)
+        ):
+            return True
+        return client_context is not None and (
+            client_context in self._by_context or self._finished.has_context(client_context)
+        )
+
+    def mark_silent(self, tracker: Tracker) -> None:
+        """Treat ``tracker`` as not heard of for ages: the next reconciliation pass
+        reads it back (a recovered tracker)."""
+        record = self._by_context.get(tracker.client_context)
+        if record is not None and record.tracker is tracker:
+            record.touched = float("-inf")
+
     @property
     def finished_remembered(self) -> int:
         """How many finished operations are remembered now."""
@@ -534,6 +557,8 @@ class OperationRegistry:
     def _finish(self, record: _Pending, outcome: CommsOperation | BaseException) -> None:
         self._unregister(record)
         tracker = record.tracker
+        if self.fleet is not None:
+            self.fleet.operation_finished(tracker)
         stats = self.stats
         if isinstance(outcome, CommsOperation):
             if is_success(outcome):

@@ -4,6 +4,7 @@
 
     GraphCommsError
     ├── ClientClosedError            the client was closed; pending trackers fail with it too
+    ├── RelayUnavailableError        a fleet relay could not hand items to their owner
     ├── InvalidRequestError          refused before sending (also ValueError)
     ├── TransportError               no usable HTTP response (wraps aiohttp errors)
     │   ├── RequestTimeoutError      also the builtin TimeoutError
@@ -51,6 +52,7 @@ __all__ = [
     "OperationError",
     "OperationFailedError",
     "OperationTimeoutError",
+    "RelayUnavailableError",
     "RequestTimeoutError",
     "ResponseError",
     "ResponseTooLargeError",
@@ -63,6 +65,13 @@ __all__ = [
 
 class ClientClosedError(GraphCommsError):
     """The client is closed: it cannot send, and what it was tracking has been failed."""
+
+
+class RelayUnavailableError(GraphCommsError):
+    """A fleet relay could not hand notification items to the instance that owns
+    them (its store is unreachable or its circuit breaker is open). This instance's
+    own items were applied; the webhook answers 503 so that the platform may
+    redeliver."""
 
 
 class TransportError(GraphCommsError):
