@@ -94,6 +94,15 @@ class FleetHost:
         self._actions = actions
         self._operation_timeout = operation_timeout
 
+    def run_callback(self, fn: Any, *args: Any) -> None:
+        """Run user code ``fn(*args)`` (sync or async) outside ingestion."""
+        self._actions.runner.run(fn, *args)
+
+    def raw_call_id(self, key: str) -> str:
+        """The call's id as Graph spelled it, for a normalised one."""
+        handle = self._calls.get(key)
+        return handle.id if handle is not None else key
+
     def feed(self, payload: NotificationPayload) -> int:
         """Apply a body here, as ``client.feed`` does."""
         return self._ingestor.feed(payload)

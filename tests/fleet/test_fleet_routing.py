@@ -1,0 +1,45 @@
+"""Routing between in-process instances through a round-robin proxy, on a real Redis."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+from fleet_support import instance
+
+from graphcomms import IdentitySet, InvitationParticipantInfo, MediaPrompt
+from graphcomms.testing import GraphEmulator, RedisServer, RoundRobinProxy
+
+TARGET = InvitationParticipantInfo(identity=IdentitySet.for_phone("+14255550100"))
+PROMPT = MediaPrompt.from_uri("https://example.test/hello.wav")
+
+
+async def test_operations_resolve_on_their_issuer_whichever_instance_is_hit(
+    redis_server: RedisServer,
+) -> None:
+    async with AsyncExitStack() as stack:
+        emulator = await stack.enter_async_context(GraphEmulator(prompt_seconds=0.01))
+        proxy = RoundRobinProxy([])
+        await stack.enter_async_context(proxy)
+        callback = proxy.url + "/callback"
+        a = await stack.enter_async_context(instance(emulator, redis_server.url, "a", callback))
+        b = await stack.enter_async_context(instance(emulator, redis_server.url, "b", callback))
+        proxy.backends[:] = [a.url, b.url]
+        proxy.answered.update({a.url: 0, b.url: 0})
+
+        calls = [await a.client.create_call(targets=[TARGET]) for _ in range(3)]
+        for call in calls:
+            await call.wait_for_state("established", timeout=10)
+        trackers = [await call.play_prompt([PROMPT]) for call in calls for _ in range(3)]
+        done = [await t.wait(timeout=10) for t in trackers]
+        assert all(op.status == "completed" for op in done)
+        for call in calls:
+            await call.hang_up()
+            await call.wait_for_state("terminated", timeout=10)
+        await emulator.drain()
+        assert a.relay.stats.inbox_items > 0, "some of a's items came through b"
+        assert b.relay.stats.forwarded_items == a.relay.stats.inbox_items
+        assert a.client.stats.unmatched == 0
+        assert b.client.stats.unmatched == 0
+        assert b.client.stats.pending == 0
+        assert b.client.stats.live_calls == 0
+        assert all(d.ok for d in emulator.deliveries)
