@@ -178,12 +178,16 @@ class ActionSender:
             cancel_hook=cancel_hook,
         )
         self._registry.expect(tracker, timeout=timeout)
-        if fleet is not None:
-            fleet.operation_registered(tracker)
         try:
+            if fleet is not None:
+                stored = fleet.operation_registered(tracker)
+                if stored is not None:
+                    await stored
             response = await self._http.request("POST", path, json=body)
         except BaseException:
             self._registry.discard(tracker)
+            if fleet is not None:
+                fleet.operation_finished(tracker)
             raise
         snapshot = self._answer(response, kind, ctx)
         op_id = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from graphcomms._routing import normalize_id
@@ -50,7 +50,10 @@ class FleetPort(Protocol):
         """``url`` naming this instance (the affinity hint Graph echoes back)."""
         ...
 
-    def operation_registered(self, tracker: OperationTracker[Any]) -> None: ...
+    def operation_registered(self, tracker: OperationTracker[Any]) -> Awaitable[None] | None:
+        """A tracker is registered, its POST not yet sent: the sender awaits what
+        this returns (the record stored, within a bound) before sending."""
+        ...
 
     def operation_bound(self, tracker: OperationTracker[Any]) -> None: ...
 

@@ -198,6 +198,8 @@ class Relay:
         self._dirty: dict[str, bytes | None] = {}
         self._owners_dirty: dict[str, str | None] = {}
         self._wake = asyncio.Event()
+        # Resolved by the flush that stores what is dirty now: actions await it.
+        self._next_flush: asyncio.Future[None] | None = None
         self._tags: dict[str, str] = {}
         self._adopted: dict[str, str] = {}
         self._owner_cache: OrderedDict[str, str] = OrderedDict()
@@ -208,6 +210,9 @@ class Relay:
         self._applied: set[str] = set()
         self._started = False
         self._closed = False
+        # Since when this instance's own heartbeats succeed: one that was itself cut
+        # off from Redis must not take the others' expired leases for their death.
+        self._healthy_since = time.monotonic()
 
     def __repr__(self) -> str:
         return f"<Relay app={self.app!r} instance={self.instance!r}>"
@@ -246,11 +251,25 @@ class Relay:
     def hinted_callback(self, url: str) -> str:
         return str(URL(url).update_query({HINT_PARAM: self.instance}))
 
-    def operation_registered(self, tracker: OperationTracker[Any]) -> None:
+    def operation_registered(self, tracker: OperationTracker[Any]) -> Awaitable[None] | None:
         tag = _tag.get(None)
         if tag is not None:
             self._tags[tracker.client_context] = tag
         self._mark_operation(tracker)
+        if self._breaker.open or self._closed or self._host is None:
+            return None  # Redis is away: the action goes out unrecorded (counted)
+        stored = self._next_flush
+        if stored is None:
+            stored = self._next_flush = asyncio.get_running_loop().create_future()
+        return self._stored(stored)
+
+    async def _stored(self, flushed: asyncio.Future[None]) -> None:
+        """The record is in Redis before the POST goes out (a flush batches every
+        action waiting meanwhile), or ``timeout`` passed: the action goes anyway."""
+        try:
+            await asyncio.wait_for(asyncio.shield(flushed), self.timeout)
+        except asyncio.TimeoutError:
+            self.stats.persist_late += 1
 
     def operation_bound(self, tracker: OperationTracker[Any]) -> None:
         self._mark_operation(tracker)
@@ -611,21 +630,30 @@ class Relay:
     # -- write-behind ---------------------------------------------------------------
 
     async def _flush_forever(self) -> None:
-        backoff = self.flush_interval
+        """Write what is dirty, in one pipeline per round: at once when an action
+        waits for its record (every action waiting meanwhile joins the next round),
+        else after ``flush_interval`` to batch more."""
+        backoff = 0.1
         while True:
             await self._wake.wait()
+            if self._next_flush is None:
+                await asyncio.sleep(self.flush_interval)
             self._wake.clear()
-            await asyncio.sleep(backoff)
+            waiting, self._next_flush = self._next_flush, None
             try:
                 self._breaker.check()
                 await asyncio.wait_for(self._flush(), self.timeout)
-                backoff = self.flush_interval
+                backoff = 0.1
             except (*_REDIS_ERRORS, RelayUnavailableError) as exc:
                 if not isinstance(exc, RelayUnavailableError):
                     self._breaker.failed()
                 self.stats.persist_errors += 1
-                backoff = min(max(backoff * 2, 0.1), 2.0)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
                 self._wake.set()
+            finally:
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(None)
 
     async def _flush(self) -> None:
         dirty, owners = self._dirty, self._owners_dirty
@@ -669,8 +697,10 @@ class Relay:
             try:
                 self._breaker.check()
                 await asyncio.wait_for(self._heartbeat_once(), self.timeout)
-                await self._adopt_the_lost()
+                if time.monotonic() - self._healthy_since >= self.adopt_after + self.lease:
+                    await self._adopt_the_lost()
             except (*_REDIS_ERRORS, RelayUnavailableError) as exc:
+                self._healthy_since = time.monotonic()
                 if not isinstance(exc, RelayUnavailableError):
                     self._breaker.failed()
                 _log.info("fleet heartbeat failed (%s)", type(exc).__name__)

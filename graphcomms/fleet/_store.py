@@ -81,6 +81,8 @@ class RelayStats:
     persist_pending: int = 0
     #: Records not persisted because the write-behind queue was full.
     persist_dropped: int = 0
+    #: Actions sent before their record was stored (Redis slow or away).
+    persist_late: int = 0
     #: Flushes that failed (retried with the next one).
     persist_errors: int = 0
     #: Pending operations and owned calls recovered after a restart or by adoption.
