@@ -139,7 +139,7 @@ async def main(args: argparse.Namespace) -> None:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         log.write("ready", url=f"http://127.0.0.1:{runner.addresses[0][1]}")
-        while args.go and not os.path.exists(args.go):  # every instance starts together
+        while args.go and not os.path.exists(args.go):  # noqa: ASYNC240 - all start together
             await asyncio.sleep(0.02)
         if args.calls:
             results = await asyncio.gather(
