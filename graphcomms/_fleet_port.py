@@ -158,6 +158,10 @@ class FleetHost:
         self._registry.bind(tracker, operation_id, snapshot)
         return tracker
 
+    def call_handle(self, call_id: str) -> CallHandle:
+        """The call's handle, tracked here (not owned: another instance may own it)."""
+        return self._calls.handle(call_id)
+
     def restore_call(self, call_id: str, state: str | None) -> CallHandle:
         """Put a persisted owned call back, marked ``recovered``, kept alive."""
         handle = self._calls.handle(call_id)

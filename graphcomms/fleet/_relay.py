@@ -287,9 +287,8 @@ class Relay:
     def call_ended(self, key: str) -> None:
         self._tags.pop(key, None)
         self._owner_cache.pop(key, None)
-        if ("c:" + key) in self._dirty or self._host is not None:
-            self._write("c:" + key, None)
-            self._owners_dirty[key] = None
+        self._write("c:" + key, None)
+        self._owners_dirty[key] = None
 
     def _mark_operation(self, tracker: OperationTracker[Any]) -> None:
         host = self._host
@@ -395,8 +394,10 @@ class Relay:
             await asyncio.sleep(min(0.2, self.lease / 4))
 
     async def _give_up_identity(self) -> None:
+        """Release the lock, and end the lease now: a deploy's replacement takes the
+        work back at once, and if none comes (a scale-in), a survivor adopts it."""
         await self._release(keys=[self.keys.lock(self.instance)], args=[self._boot])
-        await self._redis.zrem(self.keys.live, self.instance)
+        await self._redis.zadd(self.keys.live, {self.instance: int(time.time() * 1000)})
 
     async def _ensure_group(self, stream: str) -> None:
         try:
@@ -437,7 +438,7 @@ class Relay:
             )
             for key, item in unknown:
                 owner = owners.get(key)
-                if owner is None and hint and hint != self.instance:
+                if owner is None and hint and hint != self.instance and _IID.fullmatch(hint):
                     owner = hint  # nobody recorded the call yet: the URL's affinity hint
                 if owner is None or owner == self.instance:
                     self._apply_local(host, item)
@@ -750,6 +751,9 @@ class Relay:
         generation = int(await redis.get(keys.generation(lost)) or 0)
         records = await redis.hgetall(keys.state(lost))
         inbox = keys.inbox(lost)
+        if not records and not await redis.xlen(inbox):
+            await redis.zrem(keys.live, lost)  # it left nothing behind: just forget it
+            return
         await self._ensure_group(inbox)
         # Its unacknowledged entries become ours; the reader takes them as pending.
         start = "0-0"
@@ -763,6 +767,7 @@ class Relay:
                 pipe.hset(keys.state(self.instance), mapping=records)
             pipe.delete(keys.state(lost))
             pipe.hset(keys.adopted, f"{lost}.{generation}", self.instance)
+            pipe.expire(keys.adopted, int(self.record_ttl))
             pipe.incr(keys.generation(lost))
             pipe.zrem(keys.live, lost)
             pipe.sadd(keys.adoptions(self.instance), inbox)
@@ -815,7 +820,7 @@ class Relay:
             tag = record.get("g")
             if tag is not None:
                 self._tags[tracker.client_context] = tag
-            handle = host.restore_call(record["c"], None)
+            handle = host.call_handle(record["c"])
             operations.append(RecoveredOperation(tracker, handle, tag))
         self.stats.recovered_calls += len(calls)
         self.stats.recovered_operations += len(operations)
