@@ -369,7 +369,10 @@ class Relay:
         self._closed = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Each loop also stops on `_closed`: some redis-py releases turn a cancellation
+        # during a blocked read into a connection error, which the loops retry.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.timeout + self.block)
         for task in list(self._hooks):
             task.cancel()
         await asyncio.gather(*self._hooks, return_exceptions=True)
@@ -560,7 +563,7 @@ class Relay:
         ones; apply, then acknowledge and delete."""
         backoff = 0.05
         pending_first = True
-        while True:
+        while not self._closed:
             try:
                 self._breaker.check()
                 if self._inboxes_changed.is_set():
@@ -635,7 +638,7 @@ class Relay:
         waits for its record (every action waiting meanwhile joins the next round),
         else after ``flush_interval`` to batch more."""
         backoff = 0.1
-        while True:
+        while not self._closed:
             await self._wake.wait()
             if self._next_flush is None:
                 await asyncio.sleep(self.flush_interval)
@@ -693,7 +696,7 @@ class Relay:
     # -- heartbeat, adoption --------------------------------------------------------
 
     async def _heartbeat_forever(self) -> None:
-        while True:
+        while not self._closed:
             await asyncio.sleep(self.lease / 3)
             try:
                 self._breaker.check()
