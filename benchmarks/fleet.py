@@ -38,8 +38,8 @@ __all__ = ["run_fleet"]
 CALL_ID = "421f4c00-4436-4c3a-9d9a-c4924b1e5e5f"
 _CALL_KEY = CALL_ID.replace("-", "")
 _TITLES = {
-    "fleet.wrong_instance.p50": "8. fleet: notification on the wrong instance, p50 to resolve vs on the owner",
-    "fleet.wrong_instance.p99": "8. fleet: notification on the wrong instance, p99 to resolve vs on the owner",
+    "fleet.wrong_instance.p50": "8. fleet: on the wrong instance, p50 to resolve vs on the owner",
+    "fleet.wrong_instance.p99": "8. fleet: on the wrong instance, p99 to resolve vs on the owner",
     "fleet.forwarding": "8. fleet: forwarded notif/s through one instance vs local ingestion",
     "fleet.relay_on_off": "8. fleet: play_prompt at concurrency 64, relay on vs off",
     "fleet.recover": "8. fleet: recover 10,000 pending trackers after a restart",
@@ -222,7 +222,9 @@ async def _relay_on_off(sizes: Sizes, url: str) -> Row:
             return one
 
         on_series, off_series = Series("relay on", "actions/s"), Series("relay off", "actions/s")
-        await interleave([(on_series, round_(on)), (off_series, round_(off))], repeats=sizes.repeats)
+        await interleave(
+            [(on_series, round_(on)), (off_series, round_(off))], repeats=sizes.repeats
+        )
     row.subject, row.baseline = on_series, off_series
     row.ratios = paired(on_series, off_series, lambda s, b: s / b)
     row.extra["n_per_round"] = n
@@ -269,7 +271,7 @@ async def _recover(sizes: Sizes, url: str) -> Row:
             start = time.perf_counter()
             # Entering takes the identity and recovers; leaving keeps the records.
             async with _client(url, "rec", on_recovered=got.append, lock_wait=0.0):
-                while not got:  # the hook runs on one of the next loop turns
+                while not got:  # noqa: ASYNC110 - the hook runs on one of the next turns
                     await asyncio.sleep(0)
                 elapsed = time.perf_counter() - start
                 if measure:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import json
 import logging
 import os
 import re
@@ -45,6 +44,7 @@ from redis.exceptions import RedisError, ResponseError
 from yarl import URL
 
 from graphcomms._fleet_port import FleetHost
+from graphcomms._json import dumps, loads
 from graphcomms._routing import ResourceKind, normalize_id, parse_resource_path
 from graphcomms.errors import ClientClosedError, DeserializationError, RelayUnavailableError
 from graphcomms.fleet._store import GROUP, Breaker, Keys, RelayStats
@@ -200,6 +200,7 @@ class Relay:
         self._wake = asyncio.Event()
         # Resolved by the flush that stores what is dirty now: actions await it.
         self._next_flush: asyncio.Future[None] | None = None
+        self._waiting_actions = 0
         self._tags: dict[str, str] = {}
         self._adopted: dict[str, str] = {}
         self._owner_cache: OrderedDict[str, str] = OrderedDict()
@@ -258,18 +259,15 @@ class Relay:
         self._mark_operation(tracker)
         if self._breaker.open or self._closed or self._host is None:
             return None  # Redis is away: the action goes out unrecorded (counted)
+        # The record is in Redis before the POST goes out: the next flush stores it
+        # with every record written meanwhile, and resolves this future after at most
+        # `timeout` (plus a backoff) even if it failed; the action then goes anyway.
         stored = self._next_flush
         if stored is None:
             stored = self._next_flush = asyncio.get_running_loop().create_future()
-        return self._stored(stored)
-
-    async def _stored(self, flushed: asyncio.Future[None]) -> None:
-        """The record is in Redis before the POST goes out (a flush batches every
-        action waiting meanwhile), or ``timeout`` passed: the action goes anyway."""
-        try:
-            await asyncio.wait_for(asyncio.shield(flushed), self.timeout)
-        except asyncio.TimeoutError:
-            self.stats.persist_late += 1
+            self._wake.set()
+        self._waiting_actions += 1
+        return stored
 
     def operation_bound(self, tracker: OperationTracker[Any]) -> None:
         self._mark_operation(tracker)
@@ -301,7 +299,7 @@ class Relay:
             "s": None if snapshot.status is None else str(snapshot.status),
             "g": self._tags.get(tracker.client_context),
         }
-        self._write("o:" + tracker.client_context, json.dumps(record).encode())
+        self._write("o:" + tracker.client_context, dumps(record))
 
     def _mark_call(self, handle: CallHandle) -> None:
         state = handle.state
@@ -310,7 +308,7 @@ class Relay:
             "s": None if state is None else str(state),
             "g": self._tags.get(handle.key),
         }
-        self._write("c:" + handle.key, json.dumps(record).encode())
+        self._write("c:" + handle.key, dumps(record))
 
     def _write(self, field: str, record: bytes | None) -> None:
         dirty = self._dirty
@@ -367,6 +365,8 @@ class Relay:
         if self._closed:
             return
         self._closed = True
+        if self._next_flush is not None and not self._next_flush.done():
+            self._next_flush.set_result(None)  # actions waiting for a flush go on
         for task in self._tasks:
             task.cancel()
         # Each loop also stops on `_closed`: some redis-py releases turn a cancellation
@@ -528,7 +528,7 @@ class Relay:
                 for owner, items in foreign.items():
                     pipe.xadd(
                         self.keys.inbox(owner),
-                        {"b": json.dumps({"value": items}), "f": self.instance, "t": now},
+                        {"b": dumps({"value": items}), "f": self.instance, "t": now},
                         maxlen=self.stream_max_length,
                         approximate=True,
                     )
@@ -643,15 +643,21 @@ class Relay:
             if self._next_flush is None:
                 await asyncio.sleep(self.flush_interval)
             self._wake.clear()
+            # What is dirty now is what `waiting`'s actions wrote: taken together, with
+            # no await between (a later action waits for the next round).
             waiting, self._next_flush = self._next_flush, None
+            actions, self._waiting_actions = self._waiting_actions, 0
+            batch = self._take()
             try:
                 self._breaker.check()
-                await asyncio.wait_for(self._flush(), self.timeout)
+                await asyncio.wait_for(self._store(*batch), self.timeout)
                 backoff = 0.1
             except (*_REDIS_ERRORS, RelayUnavailableError) as exc:
                 if not isinstance(exc, RelayUnavailableError):
                     self._breaker.failed()
+                self._put_back(*batch)
                 self.stats.persist_errors += 1
+                self.stats.persist_late += actions
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 self._wake.set()
@@ -660,11 +666,17 @@ class Relay:
                     waiting.set_result(None)
 
     async def _flush(self) -> None:
+        await self._store(*self._take())
+
+    def _take(self) -> tuple[dict[str, bytes | None], dict[str, str | None]]:
         dirty, owners = self._dirty, self._owners_dirty
-        if not dirty and not owners:
-            return
         self._dirty, self._owners_dirty = {}, {}
         self.stats.persist_pending = 0
+        return dirty, owners
+
+    async def _store(self, dirty: dict[str, bytes | None], owners: dict[str, str | None]) -> None:
+        if not dirty and not owners:
+            return
         state = self.keys.state(self.instance)
         ttl = int(self.record_ttl)
         try:
@@ -682,16 +694,19 @@ class Relay:
                     else:
                         pipe.set(self.keys.call(key), owner, ex=ttl)
                 await pipe.execute()
-        except BaseException:
-            # Put back what is not newer in the meantime, for the next flush.
-            for field, record in dirty.items():
-                self._dirty.setdefault(field, record)
-            for key, owner in owners.items():
-                self._owners_dirty.setdefault(key, owner)
-            self.stats.persist_pending = len(self._dirty)
+        except asyncio.CancelledError:
+            self._put_back(dirty, owners)
             raise
         self.stats.persisted += len(dirty) + len(owners)
         self._breaker.succeeded()
+
+    def _put_back(self, dirty: dict[str, bytes | None], owners: dict[str, str | None]) -> None:
+        """A batch that was not stored goes back, under what was written since."""
+        for field, record in dirty.items():
+            self._dirty.setdefault(field, record)
+        for key, owner in owners.items():
+            self._owners_dirty.setdefault(key, owner)
+        self.stats.persist_pending = len(self._dirty)
 
     # -- heartbeat, adoption --------------------------------------------------------
 
@@ -797,7 +812,7 @@ class Relay:
         assert host is not None
         if not records:
             return None
-        decoded = [(_text(f), json.loads(v)) for f, v in records.items()]
+        decoded = [(_text(f), loads(v)) for f, v in records.items()]
         calls: list[RecoveredCall] = []
         operations: list[RecoveredOperation] = []
         for field, record in decoded:
