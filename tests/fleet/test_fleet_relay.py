@@ -193,3 +193,46 @@ async def test_a_restart_gives_pending_work_back_tagged(redis_server: RedisServe
             await rcall.call.hang_up()
             await rcall.call.wait_for_state("terminated", timeout=10)
             assert a2.relay.stats.recovered_operations == 1
+
+
+async def test_a_survivor_adopts_a_lost_instances_work(redis_server: RedisServer) -> None:
+    direct = aioredis.Redis.from_url(redis_server.url)
+    record = {
+        "c": CALL,
+        "x": "lost.0.abc",
+        "i": None,
+        "t": "PlayPromptOperation",
+        "s": "running",
+        "g": "step 2",
+    }
+    await direct.hset("gc:{unit}:state:lost", mapping={"o:lost.0.abc": json.dumps(record)})
+    await direct.zadd("gc:{unit}:live", {"lost": 1})  # its lease ended long ago
+    await direct.xgroup_create("gc:{unit}:inbox:lost", "owner", id="0", mkstream=True)
+    await direct.xadd("gc:{unit}:inbox:lost", {"b": foreign_body("lost"), "f": "x", "t": "0"})
+    recoveries: list[Recovery] = []
+    try:
+        async with bare(
+            redis_server.url, "b", lease=0.3, adopt_after=0.3, on_recovered=recoveries.append
+        ) as b:
+            for _ in range(200):
+                if recoveries:
+                    break
+                await asyncio.sleep(0.02)
+            [recovery] = recoveries
+            assert recovery.adopted_from == "lost"
+            [op] = recovery.operations
+            assert op.tag == "step 2"
+            assert op.tracker.recovered
+            # Its inbox is read here too: the buffered completion resolves the tracker.
+            done = await op.tracker.wait(timeout=10)
+            assert done.status == "completed"
+            # Items for the lost instance's work are now this instance's own.
+            await b.deliver(json.loads(foreign_body("lost")))
+            relay = b.fleet
+            assert isinstance(relay, Relay)
+            assert relay.stats.adoptions == 1
+            assert relay.stats.forwarded_items == 0
+            assert await direct.exists("gc:{unit}:state:lost") == 0
+            assert await direct.hget("gc:{unit}:adopted", "lost.0") == b"b"
+    finally:
+        await direct.aclose()
