@@ -257,8 +257,11 @@ class Relay:
         if tag is not None:
             self._tags[tracker.client_context] = tag
         self._mark_operation(tracker)
-        if self._breaker.open or self._closed or self._host is None:
-            return None  # Redis is away: the action goes out unrecorded (counted)
+        if self._closed or self._host is None:
+            return None
+        if self._breaker.open:
+            self.stats.persist_late += 1  # Redis is away: the action goes out unrecorded
+            return None
         # The record is in Redis before the POST goes out: the next flush stores it
         # with every record written meanwhile, and resolves this future after at most
         # `timeout` (plus a backoff) even if it failed; the action then goes anyway.
