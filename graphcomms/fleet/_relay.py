@@ -815,7 +815,18 @@ class Relay:
         assert host is not None
         if not records:
             return None
-        decoded = [(_text(f), loads(v)) for f, v in records.items()]
+        decoded: list[tuple[str, dict[str, Any]]] = []
+        for field, value in records.items():
+            try:
+                record = loads(value)
+                needs = ("c", "x") if _text(field).startswith("o:") else ("i",)
+                if isinstance(record, dict) and all(isinstance(record.get(k), str) for k in needs):
+                    decoded.append((_text(field), record))
+                    continue
+            except ValueError:
+                pass
+            self.stats.bad_records += 1
+            _log.warning("instance %s: an unreadable record was skipped", self.instance)
         calls: list[RecoveredCall] = []
         operations: list[RecoveredOperation] = []
         for field, record in decoded:

@@ -88,6 +88,8 @@ class RelayStats:
     #: Pending operations and owned calls recovered after a restart or by adoption.
     recovered_operations: int = 0
     recovered_calls: int = 0
+    #: Records that could not be read back (skipped, logged).
+    bad_records: int = 0
     #: Lost instances whose work this one adopted.
     adoptions: int = 0
     #: Recovered operations read back from Graph at once (where Graph serves them).

@@ -205,7 +205,10 @@ async def test_a_survivor_adopts_a_lost_instances_work(redis_server: RedisServer
         "s": "running",
         "g": "step 2",
     }
-    await direct.hset("gc:{unit}:state:lost", mapping={"o:lost.0.abc": json.dumps(record)})
+    await direct.hset(
+        "gc:{unit}:state:lost",
+        mapping={"o:lost.0.abc": json.dumps(record), "o:junk": "not a record"},
+    )
     await direct.zadd("gc:{unit}:live", {"lost": 1})  # its lease ended long ago
     await direct.xgroup_create("gc:{unit}:inbox:lost", "owner", id="0", mkstream=True)
     await direct.xadd("gc:{unit}:inbox:lost", {"b": foreign_body("lost"), "f": "x", "t": "0"})
@@ -231,6 +234,7 @@ async def test_a_survivor_adopts_a_lost_instances_work(redis_server: RedisServer
             relay = b.fleet
             assert isinstance(relay, Relay)
             assert relay.stats.adoptions == 1
+            assert relay.stats.bad_records == 1
             assert relay.stats.forwarded_items == 0
             assert await direct.exists("gc:{unit}:state:lost") == 0
             assert await direct.hget("gc:{unit}:adopted", "lost.0") == b"b"
