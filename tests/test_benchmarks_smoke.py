@@ -161,6 +161,7 @@ def test_every_comparison_is_in_the_suite() -> None:
         "memory",
         "scale",
         "coldstart",
+        "fleet",
     ]
 
 
