@@ -63,7 +63,6 @@ _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # What a Graph request accepts; a recording download accepts anything.
 _DEFAULT_ACCEPT: Final = "application/json"
 
-
 def _request_id() -> str:
     """A random GUID for ``client-request-id``; os.urandom is cheaper than uuid4()
     per request, and the form (8-4-4-4-12 hex) is the same."""
@@ -208,7 +207,9 @@ class HttpTransport:
             allow_redirects=False,
         )
 
-    async def request_bytes(self, url: str, *, bearer: str, max_size: int | None = None) -> bytes:
+    async def request_bytes(
+        self, url: str, *, bearer: str, max_size: int | None = None
+    ) -> bytes:
         """GET a recording (``recordingLocation``) with its own ``recordingAccessToken``,
         at most ``max_size`` bytes of it (else :class:`ResponseTooLargeError`).
 

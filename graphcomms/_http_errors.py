@@ -243,7 +243,11 @@ def translate_transport_error(
             sent=False,
         )
     detail = _QUERY.sub("?…", str(exc))  # a redirect's or a signed URL's query stays out
-    return TransportError(f"{method} {url}: {kind}: {detail}", method=method, url=url, sent=True)
+    return TransportError(
+        f"{method} {url}: {kind}: {detail}", method=method, url=url, sent=True
+    )
 
 
 _QUERY: Final = re.compile(r"\?[^\s'\"<>]*")
+
+
