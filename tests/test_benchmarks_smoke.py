@@ -108,6 +108,7 @@ def test_quick_mode_machinery_produces_every_row(tmp_path: Path) -> None:
         "fleet.wrong_instance.p50",
         "fleet.forwarding",
         "fleet.relay_on_off",
+        "fleet.relay_on_off.loopback",
         "fleet.recover",
     } <= set(rows)
     for row in rows.values():
