@@ -141,7 +141,8 @@ class RedisServer:
 class RoundRobinProxy:
     """A load balancer on loopback: each request goes to the next backend in turn
     (path, query, headers and body as received); a backend that refuses the
-    connection is skipped for the next one. 502 when every backend refuses."""
+    connection is skipped for the next one. 502 when every backend refuses.
+    ``backends`` may be changed while it runs (an instance restarted on a new port)."""
 
     def __init__(self, backends: Sequence[str], *, timeout: float = 15.0) -> None:
         self.backends = list(backends)
@@ -188,7 +189,7 @@ class RoundRobinProxy:
                     request.method, backend + request.path_qs, data=body, headers=headers
                 ) as answer:
                     payload = await answer.read()
-                    self.answered[backend] += 1
+                    self.answered[backend] = self.answered.get(backend, 0) + 1
                     return web.Response(status=answer.status, body=payload)
             except aiohttp.ClientConnectorError:
                 self.refused += 1

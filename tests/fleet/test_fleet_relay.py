@@ -157,7 +157,9 @@ async def test_one_process_per_identity(redis_server: RedisServer) -> None:
 async def test_a_restart_gives_pending_work_back_tagged(redis_server: RedisServer) -> None:
     recoveries: list[Recovery] = []
     async with AsyncExitStack() as stack:
-        emulator = await stack.enter_async_context(GraphEmulator(prompt_seconds=0.5))
+        # Long enough that the prompt is still playing when a has closed, however slow
+        # the machine (the test waits for its end, not for a time).
+        emulator = await stack.enter_async_context(GraphEmulator(prompt_seconds=3.0))
         proxy = await stack.enter_async_context(RoundRobinProxy([]))
         callback = proxy.url + "/callback"
         b = await stack.enter_async_context(instance(emulator, redis_server.url, "b", callback))
