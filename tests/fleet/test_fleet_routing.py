@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 
+import redis.asyncio as aioredis
 from fleet_support import instance
 
 from graphcomms import IdentitySet, InvitationParticipantInfo, MediaPrompt
@@ -27,6 +29,8 @@ async def test_operations_resolve_on_their_issuer_whichever_instance_is_hit(
         proxy.answered.update({a.url: 0, b.url: 0})
 
         calls = [await a.client.create_call(targets=[TARGET]) for _ in range(3)]
+        # The callback URL Graph got names the owner: the hint for its first items.
+        assert all(emulator.calls[c.id].callback_uri == f"{callback}?gcInstance=a" for c in calls)
         for call in calls:
             await call.wait_for_state("established", timeout=10)
         trackers = [await call.play_prompt([PROMPT]) for call in calls for _ in range(3)]
@@ -43,3 +47,16 @@ async def test_operations_resolve_on_their_issuer_whichever_instance_is_hit(
         assert b.client.stats.pending == 0
         assert b.client.stats.live_calls == 0
         assert all(d.ok for d in emulator.deliveries)
+        # Nothing is left in Redis for the finished calls and operations.
+        direct = aioredis.Redis.from_url(redis_server.url)
+        try:
+            for _ in range(100):
+                left = await direct.keys("gc:{test}:call:*") + await direct.hkeys(
+                    "gc:{test}:state:a"
+                )
+                if not left:
+                    break
+                await asyncio.sleep(0.05)
+            assert left == []
+        finally:
+            await direct.aclose()
