@@ -67,6 +67,9 @@ class Sizes:
     roundtrip_sdk_n_concurrent: int = 200
     webhook_n: int = 10_000
     concurrency: int = 64
+    #: The fleet rows: notifications per round, and the pending trackers recovered.
+    fleet_n: int = 1_000
+    fleet_recover: int = 10_000
     coldstart_repeats: int = 7
     peers: bool = True
     timing: bool = True
@@ -117,6 +120,7 @@ QUICK = Sizes(
     roundtrip_sdk_n=50,
     roundtrip_sdk_n_concurrent=100,
     webhook_n=1_500,
+    fleet_n=200,
     coldstart_repeats=5,
     # The SDK takes seconds to import and is an optional extra: the quick mode (CI's
     # smoke run) must neither need it nor wait for it.

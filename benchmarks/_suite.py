@@ -67,6 +67,12 @@ def _coldstart(sizes: Sizes) -> list[Row]:
     return run_coldstart(sizes)
 
 
+def _fleet(sizes: Sizes) -> list[Row]:
+    from benchmarks.fleet import run_fleet
+
+    return run_fleet(sizes)
+
+
 #: In the issue's order. Imported lazily: ``--only`` one of them loads only its module.
 COMPARISONS: dict[str, Comparison] = {
     "ingest": _ingest,
@@ -76,6 +82,7 @@ COMPARISONS: dict[str, Comparison] = {
     "memory": _memory,
     "scale": _scale,
     "coldstart": _coldstart,
+    "fleet": _fleet,
 }
 
 #: The comparisons with instruction-count rows; the only ones ``--no-timing`` runs.

@@ -44,6 +44,7 @@ from graphcomms.models import (
 )
 
 if TYPE_CHECKING:
+    from graphcomms._fleet_port import FleetPort
     from graphcomms._tracing import Tracing
 
 __all__ = ["ActionSender", "PendingAction"]
@@ -135,6 +136,12 @@ class ActionSender:
         self._check_open = check_open
         #: The callback URL answers and new calls use unless they name another.
         self.callback_uri: str | None = None
+        #: The fleet relay, told of each operation registered and bound.
+        self.fleet: FleetPort | None = None
+
+    @property
+    def runner(self) -> CallbackRunner:
+        return self._runner
 
     def send(
         self,
@@ -167,10 +174,13 @@ class ActionSender:
         self._check_open()
         body = unstructure(request)
         ctx = request.client_context
+        fleet = self.fleet
         if ctx is None:
             # Into the body, not through attrs.evolve: that would build (and validate)
             # the whole request again on every action.
-            ctx = body["clientContext"] = os.urandom(16).hex()
+            ctx = body["clientContext"] = (
+                os.urandom(16).hex() if fleet is None else fleet.new_client_context()
+            )
         kind = request.operation_type()
         tracker = OperationTracker(
             call_id=call.key,
@@ -182,6 +192,10 @@ class ActionSender:
         self._registry.expect(tracker, timeout=timeout)
         tracing = self._tracing
         try:
+            if fleet is not None:
+                stored = fleet.operation_registered(tracker)
+                if stored is not None:
+                    await stored
             if tracing is None:
                 response = await self._http.request("POST", path, json=body)
             else:
@@ -189,6 +203,8 @@ class ActionSender:
                 response = await tracing.within(span, self._http.request("POST", path, json=body))
         except BaseException as exc:
             self._registry.discard(tracker)
+            if fleet is not None:
+                fleet.operation_finished(tracker)
             if tracing is not None:
                 tracing.not_sent(tracker, exc)
             raise
@@ -213,6 +229,8 @@ class ActionSender:
                 },
             )
         self._registry.bind(tracker, op_id, snapshot)
+        if fleet is not None and not tracker.done():
+            fleet.operation_bound(tracker)
         return tracker
 
     @staticmethod

@@ -127,6 +127,8 @@ class CallHandle:
         self._tone_buffer: ToneBuffer | None = None
         self._stats = stats
         self._buffered_tones = buffered_tones
+        self.recovered = False
+        """True for a call a fleet instance recovered after a restart or adopted."""
 
     # -- state ---------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from graphcomms._call import CallHandle
 from graphcomms._events import CallbackRunner, Channel
@@ -27,6 +27,9 @@ from graphcomms._routing import normalize_id
 from graphcomms._settings import Limits
 from graphcomms._stats import ClientStats
 from graphcomms.models import Call, CallState, ChangeType, Participant
+
+if TYPE_CHECKING:
+    from graphcomms._fleet_port import FleetPort
 
 __all__ = ["CallTable"]
 
@@ -67,6 +70,8 @@ class CallTable:
         self._untracked: OrderedDict[str, CallHandle] = OrderedDict()
         self._ended: OrderedDict[str, CallHandle] = OrderedDict()
         self._incoming: Channel[CallHandle] = Channel(runner)
+        #: The fleet relay, told of each call owned and ended.
+        self.fleet: FleetPort | None = None
 
     # -- handles for the bot -------------------------------------------------------
 
@@ -100,6 +105,8 @@ class CallTable:
         self.claim(handle)
         if self._keeper is not None:
             self._keeper.keep(handle)
+        if self.fleet is not None:
+            self.fleet.call_owned(handle)
 
     def disown(self, handle: CallHandle) -> bool:
         """Stop keeping ``handle``'s call alive while it stays tracked (the bot is
@@ -204,6 +211,8 @@ class CallTable:
         elif self._untracked.pop(key, None) is not None:
             self._stats.untracked_calls -= 1
         self._ended[key] = handle
+        if self.fleet is not None:
+            self.fleet.call_ended(key)
         if len(self._ended) > self._ended_limit:
             self._ended.popitem(last=False)
         # After the handle took the end, so its state already says terminated.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -20,8 +20,10 @@ from graphcomms._call import CallHandle
 from graphcomms._calls import CallTable
 from graphcomms._converter import structure_call, unstructure
 from graphcomms._events import CallbackRunner, cancel_and_wait
+from graphcomms._fleet_port import FleetHost, FleetPort
 from graphcomms._http import GRAPH_V1, HttpTransport
 from graphcomms._ingest import Ingestor
+from graphcomms._json import loads
 from graphcomms._keepalive import KeepAlive, KeptCall
 from graphcomms._reconcile import Reconciler
 from graphcomms._registry import LateResultHook, OperationRegistry
@@ -89,6 +91,11 @@ class CommsClient:
       a span per action from its POST to its outcome, the HTTP requests as child spans,
       notifications as events (pass ``opentelemetry.trace.get_tracer_provider()`` for
       the global one). ``None``, the default, imports nothing of OpenTelemetry.
+    - ``fleet``: a relay that makes this client one instance of several
+      (``graphcomms.fleet.Relay``, the ``redis`` extra): notifications reach the
+      instance that waits for them, pending work survives a restart. Use the client
+      as ``async with`` then: entering takes the instance's identity and recovers its
+      work. Mount the receiver as usual; it hands bodies to :meth:`deliver`.
 
     ``stats`` (:class:`~graphcomms.ClientStats`) counts what the client did. What
     :meth:`aclose` ends, fails and waits for is in its own docstring.
@@ -109,6 +116,7 @@ class CommsClient:
         keep_alive: KeepAliveSettings | None = None,
         on_late_result: LateResultHook | None = None,
         tracer_provider: TracerProvider | None = None,
+        fleet: FleetPort | None = None,
     ) -> None:
         tracking = tracking if tracking is not None else TrackingSettings()
         limits = limits if limits is not None else Limits()
@@ -175,6 +183,12 @@ class CommsClient:
             if tracking.reconcile_after is not None
             else None
         )
+        self._fleet = fleet
+        if fleet is not None:
+            self._registry.fleet = fleet
+            self._calls.fleet = fleet
+            self._actions.fleet = fleet
+            self.callback_uri = callback_uri
         self._source = notifications
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -187,13 +201,35 @@ class CommsClient:
 
     @callback_uri.setter
     def callback_uri(self, value: str | None) -> None:
+        if value is not None and self._fleet is not None:
+            value = self._fleet.hinted_callback(value)
         self._actions.callback_uri = value
+
+    @property
+    def fleet(self) -> FleetPort | None:
+        """The fleet relay this client is an instance of, if any."""
+        return self._fleet
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def __aenter__(self) -> CommsClient:
         self.start()
+        if self._fleet is not None:
+            try:
+                await self._fleet.start(self._fleet_host())
+            except BaseException:
+                await self.aclose()
+                raise
         return self
+
+    def _fleet_host(self) -> FleetHost:
+        return FleetHost(
+            ingestor=self._ingestor,
+            registry=self._registry,
+            calls=self._calls,
+            actions=self._actions,
+            operation_timeout=self.tracking.operation_timeout,
+        )
 
     async def __aexit__(
         self,
@@ -240,6 +276,13 @@ class CommsClient:
         if self._closed:
             return
         self._closed = True
+        if self._fleet is not None:
+            # First, and then detached: failing the pending trackers below must not
+            # delete their records; the next process under this identity recovers them.
+            try:
+                await self._fleet.aclose()
+            finally:
+                self._registry.fleet = self._calls.fleet = self._actions.fleet = None
         await cancel_and_wait(self._tasks)
         if self._reconciler is not None:
             await self._reconciler.aclose()
@@ -269,6 +312,21 @@ class CommsClient:
         if self._closed:
             raise ClientClosedError("the client is closed")
         return self._ingestor.feed(payload)
+
+    async def deliver(self, payload: NotificationPayload, hint: str | None = None) -> int:
+        """Apply a validated notification body, as :meth:`feed` does; with a fleet,
+        the items other instances own are handed to them first (``hint``: the
+        instance the callback URL named). Raises what :meth:`feed` raises, and
+        ``graphcomms.fleet.RelayUnavailableError`` when foreign items could not be
+        handed over (this instance's own were applied): answer 503 then."""
+        if self._fleet is None:
+            return self.feed(payload)
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+        document = payload if isinstance(payload, Mapping) else loads(payload)
+        if not isinstance(document, Mapping):
+            raise DeserializationError("notification body is not a JSON object", payload=None)
+        return await self._fleet.deliver(document, hint)
 
     async def run(self, source: NotificationSource) -> None:
         """Feed every body ``source`` yields until it is exhausted or the client
@@ -343,6 +401,8 @@ class CommsClient:
         keeps the call alive until it ends (``KeepAliveSettings``).
         """
         callback = callback_uri or self.callback_uri
+        if callback_uri and self._fleet is not None:
+            callback = self._fleet.hinted_callback(callback_uri)
         if not callback:
             raise InvalidRequestError("create_call needs a callback_uri (or the client's)")
         body = Call(

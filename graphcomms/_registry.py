@@ -37,6 +37,7 @@ from graphcomms.models import (
 )
 
 if TYPE_CHECKING:
+    from graphcomms._fleet_port import FleetPort
     from graphcomms._tracing import Tracing
 
 __all__ = ["LateResultHook", "OperationRegistry"]
@@ -289,6 +290,8 @@ class OperationRegistry:
         self._closed = False
         #: Set by a client given a tracer provider: notifications and ends go to spans.
         self.tracing: Tracing | None = None
+        #: The fleet relay told of each tracker's end (``graphcomms._fleet_port``).
+        self.fleet: FleetPort | None = None
 
     # -- registering ---------------------------------------------------------------
 
@@ -492,6 +495,24 @@ class OperationRegistry:
             return self._finished.has_id(operation_id)
         return client_context is not None and self._finished.has_context(client_context)
 
+    def knows(self, operation_id: str | None, client_context: str | None) -> bool:
+        """True if an operation under this id or context is pending here or is
+        finished work remembered here (a fleet relay's "is it mine")."""
+        if operation_id is not None and (
+            operation_id in self._by_id or self._finished.has_id(operation_id)
+        ):
+            return True
+        return client_context is not None and (
+            client_context in self._by_context or self._finished.has_context(client_context)
+        )
+
+    def mark_silent(self, tracker: Tracker) -> None:
+        """Treat ``tracker`` as not heard of for ages: the next reconciliation pass
+        reads it back (a recovered tracker)."""
+        record = self._by_context.get(tracker.client_context)
+        if record is not None and record.tracker is tracker:
+            record.touched = float("-inf")
+
     @property
     def finished_remembered(self) -> int:
         """How many finished operations are remembered now."""
@@ -544,6 +565,8 @@ class OperationRegistry:
     def _finish(self, record: _Pending, outcome: CommsOperation | BaseException) -> None:
         self._unregister(record)
         tracker = record.tracker
+        if self.fleet is not None:
+            self.fleet.operation_finished(tracker)
         stats = self.stats
         if isinstance(outcome, CommsOperation):
             if is_success(outcome):

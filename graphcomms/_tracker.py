@@ -56,6 +56,7 @@ class OperationTracker(Generic[OpT]):
         "client_context",
         "late_operation",
         "operation_id",
+        "recovered",
     )
 
     def __init__(
@@ -78,6 +79,9 @@ class OperationTracker(Generic[OpT]):
         """A terminal snapshot that arrived after the tracker's own deadline had failed
         it; recorded so that a late outcome is never silently dropped.
         """
+        self.recovered = False
+        """True for a tracker a fleet instance recovered after a restart or adopted
+        from a lost instance: its outcome may have been seen before the crash."""
         self._snapshot: OpT = snapshot
         self._runner = runner
         self._cancel_hook = cancel_hook

@@ -4,6 +4,7 @@
 
     GraphCommsError
     ├── ClientClosedError            the client was closed; pending trackers fail with it too
+    ├── RelayUnavailableError        a fleet relay could not hand items to their owner
     ├── InvalidRequestError          refused before sending (also ValueError)
     ├── TokenAcquisitionError        the token provider failed: nothing was sent
     ├── TransportError               no usable HTTP response (wraps aiohttp errors)
@@ -52,6 +53,7 @@ __all__ = [
     "OperationError",
     "OperationFailedError",
     "OperationTimeoutError",
+    "RelayUnavailableError",
     "RequestTimeoutError",
     "ResponseError",
     "ResponseTooLargeError",
@@ -94,6 +96,13 @@ class TokenAcquisitionError(GraphCommsError):
         self.method = method
         self.url = url
         self.refresh = refresh
+
+
+class RelayUnavailableError(GraphCommsError):
+    """A fleet relay could not hand notification items to the instance that owns
+    them (its store is unreachable or its circuit breaker is open). This instance's
+    own items were applied; the webhook answers 503 so that the platform may
+    redeliver."""
 
 
 class TransportError(GraphCommsError):

@@ -14,6 +14,7 @@ MODULES = [
     "graphcomms.auth",
     "graphcomms.typing",
     "graphcomms.webhook",
+    "graphcomms.fleet",
 ]
 
 
@@ -47,6 +48,7 @@ def test_core_import_does_not_need_the_extras() -> None:
 
     code = (
         "import sys; sys.modules['jwt'] = None; sys.modules['azure'] = None\n"
+        "sys.modules['redis'] = None\n"
         "import graphcomms, graphcomms.models, graphcomms.errors, graphcomms.auth\n"
         "assert 'jwt' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
         # aiohttp costs a third of a cold start; it loads on the first request instead.

@@ -4,6 +4,8 @@ Builders for Graph-shaped operations and notifications and a notification source
 push into (no extra needed), and, with the ``testing`` extra, ``GraphEmulator``: an
 emulator of Graph's calling service on loopback that signs its notifications. The
 pytest plugin (``graphcomms.testing.pytest_plugin``) hands both to your tests.
+``RedisServer`` and ``RoundRobinProxy`` are for testing a fleet (``graphcomms.fleet``):
+a throwaway ``redis-server`` and a load balancer in front of several instances.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
         GraphEmulator,
         run_emulator,
     )
+    from graphcomms.testing._fleet import RedisServer, RedisServerMissingError, RoundRobinProxy
     from graphcomms.testing._harness import EmulatedBot, emulated_bot
 
 __all__ = [
@@ -32,6 +35,9 @@ __all__ = [
     "FakeNotificationSource",
     "Faults",
     "GraphEmulator",
+    "RedisServer",
+    "RedisServerMissingError",
+    "RoundRobinProxy",
     "emulated_bot",
     "make_envelope",
     "make_notification",
@@ -41,6 +47,7 @@ __all__ = [
 
 _EMULATOR = {"Delivery", "EmulatedCall", "Faults", "GraphEmulator", "run_emulator"}
 _HARNESS = {"EmulatedBot", "emulated_bot"}
+_FLEET = {"RedisServer", "RedisServerMissingError", "RoundRobinProxy"}
 
 
 def __getattr__(name: str) -> Any:
@@ -50,6 +57,10 @@ def __getattr__(name: str) -> Any:
         from graphcomms.testing import _emulator
 
         return getattr(_emulator, name)
+    if name in _FLEET:
+        from graphcomms.testing import _fleet
+
+        return getattr(_fleet, name)
     if name in _HARNESS:
         from graphcomms.testing import _harness
 

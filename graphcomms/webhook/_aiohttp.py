@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import HttpVersion11, StreamReader, hdrs, web
 
-from graphcomms.webhook._receiver import NotificationReceiver, ReceiverResult
+from graphcomms.webhook._receiver import HINT_PARAM, NotificationReceiver, ReceiverResult
 
 __all__ = ["add_routes", "make_app", "make_handler"]
 
@@ -105,6 +105,8 @@ def make_handler(receiver: NotificationReceiver) -> Handler:
                 body = await asyncio.wait_for(read, receiver.body_timeout)
             except asyncio.TimeoutError:
                 return await _answer_and_close(request, receiver.body_timed_out())
+        if receiver.relays:
+            return _response(await receiver.accept_relayed(body, request.query.get(HINT_PARAM)))
         return _response(receiver.accept(body))
 
     return handle_notification

@@ -28,13 +28,14 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from graphcomms._json import loads
-from graphcomms.errors import ClientClosedError
+from graphcomms.errors import ClientClosedError, RelayUnavailableError
 from graphcomms.typing import NotificationPayload
 from graphcomms.webhook._tokens import TokenRejectedError, TokenValidator
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_MAX_BODY_SIZE",
+    "HINT_PARAM",
     "NotificationReceiver",
     "NotificationSink",
     "ReceiverResult",
@@ -46,6 +47,9 @@ logger = logging.getLogger("graphcomms.webhook")
 
 
 DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
+#: The callback URL's query parameter that names the fleet instance owning a call
+#: (``graphcomms.fleet`` adds it to the callback URLs it gives Graph): a routing hint.
+HINT_PARAM: Final = "gcInstance"
 # Graph's notification bodies are a few KiB and arrive with their headers; seconds are
 # generous for a real sender and short for one that trickles bytes to hold a connection.
 DEFAULT_BODY_TIMEOUT: Final = 5.0
@@ -59,6 +63,10 @@ class NotificationSink(Protocol):
     """
 
     def feed(self, payload: NotificationPayload, /) -> object: ...
+
+
+class _Relaying(Protocol):
+    async def deliver(self, payload: NotificationPayload, hint: str | None = None, /) -> object: ...
 
 
 @attrs.frozen
@@ -95,6 +103,9 @@ class ReceiverStats:
     """400: not JSON, not an object, or not a notification the sink could use."""
     failed: int = 0
     """503/500: no sink attached yet, the client closed, or the sink failed."""
+    relay_unavailable: int = 0
+    """503: bodies whose foreign items a fleet relay could not hand to their owner
+    (this instance's own items were applied)."""
 
 
 _ACCEPTED: Final = ReceiverResult(202, "accepted", dispatched=True)
@@ -108,6 +119,7 @@ _NOT_OBJECT: Final = ReceiverResult(400, "body is not a JSON object")
 _BAD_SHAPE: Final = ReceiverResult(400, "body is not a notification")
 _SINK_CLOSED: Final = ReceiverResult(503, "not accepting notifications")
 _SINK_FAILED: Final = ReceiverResult(500, "notification could not be applied")
+_RELAY_UNAVAILABLE: Final = ReceiverResult(503, "relay unavailable; redeliver later")
 
 # The Skype calling contract's first callback (a `Conversation`) always carries these;
 # its later callbacks (`ConversationResult`) carry `operationOutcome`.
@@ -297,6 +309,47 @@ class NotificationReceiver:
             return self._too_large()
         return self._dispatch(body)
 
+    @property
+    def _relay(self) -> _Relaying | None:
+        # A client with a fleet relay takes bodies through its async `deliver`: items
+        # owned by another instance are handed over before the answer. Without one,
+        # the synchronous `feed` path stays exactly as it was. Read per request: the
+        # sink may be attached after the receiver was routed.
+        sink = self.sink
+        if getattr(sink, "fleet", None) is not None and hasattr(sink, "deliver"):
+            return sink  # type: ignore[return-value]
+        return None
+
+    @property
+    def relays(self) -> bool:
+        """True when the sink is a fleet instance: adapters call
+        :meth:`accept_relayed` instead of :meth:`accept`."""
+        return self._relay is not None
+
+    async def accept_relayed(self, body: bytes, hint: str | None = None) -> ReceiverResult:
+        """:meth:`accept` for a fleet instance: the same checks, then the sink's
+        ``deliver`` (this instance's items applied at once, the others handed to
+        their owners). 503 when they could not be handed over. ``hint`` is the
+        instance the request's callback URL names, if any."""
+        relay = self._relay
+        if relay is None:
+            return self.accept(body)
+        if len(body) > self.max_body_size:
+            return self._too_large()
+        parsed = self._parse(body)
+        if isinstance(parsed, ReceiverResult):
+            return parsed
+        try:
+            await relay.deliver(parsed, hint)
+        except RelayUnavailableError:
+            self.stats.relay_unavailable += 1
+            logger.warning("refused a notification: %s (503)", _RELAY_UNAVAILABLE.reason)
+            return _RELAY_UNAVAILABLE
+        except Exception as exc:
+            return self._sink_error(exc)
+        self.stats.accepted += 1
+        return _ACCEPTED
+
     def body_timed_out(self) -> ReceiverResult:
         """The answer (408, counted) for a body that did not arrive within
         ``body_timeout``; the adapter closes the connection after it."""
@@ -335,7 +388,7 @@ class NotificationReceiver:
             return ReceiverResult(exc.status, exc.reason)
         return None
 
-    def _dispatch(self, body: bytes) -> ReceiverResult:
+    def _parse(self, body: bytes) -> dict[str, object] | ReceiverResult:
         try:
             # As JSON, whatever a header said: check() refused any charset but UTF-8.
             document = loads(body)
@@ -347,27 +400,35 @@ class NotificationReceiver:
             self.stats.legacy += 1
             logger.info("answered a legacy-format notification with 204")
             return _LEGACY
+        return document
+
+    def _dispatch(self, body: bytes) -> ReceiverResult:
+        document = self._parse(body)
+        if isinstance(document, ReceiverResult):
+            return document
         sink = self.sink
         if sink is None:
             return self._no_sink()
         try:
             sink.feed(document)
-        except (ValueError, RecursionError) as exc:
+        except Exception as exc:
+            return self._sink_error(exc)
+        self.stats.accepted += 1
+        return _ACCEPTED
+
+    def _sink_error(self, exc: Exception) -> ReceiverResult:
+        if isinstance(exc, (ValueError, RecursionError)):
             # The exception's text is not logged: a sink may quote the payload, and the
             # payload may hold a recording access token.
             logger.warning("refused a notification the sink could not use (%s)", type(exc).__name__)
             return self._malformed(_BAD_SHAPE, log=False)
-        except ClientClosedError:
-            self.stats.failed += 1
+        self.stats.failed += 1
+        if isinstance(exc, ClientClosedError):
             logger.warning("refused a notification: the client is closed (503)")
             return _SINK_CLOSED
-        except Exception:
-            # Not a bad body but a bug: the traceback is what finds it.
-            self.stats.failed += 1
-            logger.exception("the notification sink failed unexpectedly; answered 500")
-            return _SINK_FAILED
-        self.stats.accepted += 1
-        return _ACCEPTED
+        # Not a bad body but a bug: the traceback is what finds it.
+        logger.error("the notification sink failed unexpectedly; answered 500", exc_info=exc)
+        return _SINK_FAILED
 
     def _malformed(self, result: ReceiverResult, *, log: bool = True) -> ReceiverResult:
         self.stats.malformed += 1

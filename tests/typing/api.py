@@ -114,3 +114,24 @@ async def forward_compatible(client: CommsClient) -> None:
 
 def traced(provider: TracerProvider) -> CommsClient:
     return CommsClient("token", tracer_provider=provider)
+
+
+async def fleet_instance() -> None:
+    from graphcomms.fleet import Recovery, Relay, RelayStats
+
+    def resume(recovery: Recovery) -> None:
+        for op in recovery.operations:
+            assert_type(op.tracker.recovered, bool)
+            assert_type(op.tag, str | None)
+        for item in recovery.calls:
+            assert_type(item.call.recovered, bool)
+
+    relay = Relay("rediss://:secret@redis:6380/0", app="ivr", instance="ivr-0", on_recovered=resume)
+    async with CommsClient("token", fleet=relay) as client:
+        call = client.call("id")
+        relay.tag(call, "menu")
+        with relay.tagged("greeting"):
+            tracker = await call.play_prompt([MediaPrompt.from_uri("https://x/a.wav")])
+        relay.tag(tracker, "greeting")
+        assert_type(relay.stats, RelayStats)
+        assert_type(await client.deliver({"value": []}), int)

@@ -1,0 +1,896 @@
+"""``Relay``: one bot instance of a fleet, on Redis (DESIGN §7).
+
+What it does, each in one place below:
+
+- **Ownership.** An instance owns the operations it issues (the ``clientContext`` it
+  generates starts with its incarnation, ``iid.gen.``, which Graph echoes) and the
+  calls it creates or answers (``call:{key} -> iid``, and the callback URLs it gives
+  Graph name it: ``?gcInstance=iid``).
+- **Routing** (:meth:`Relay.deliver`, called by the webhook after the token passed):
+  this instance's items are applied at once through the client's synchronous feed;
+  the others are XADDed to their owner's inbox stream before the webhook answers 202.
+  When that fails the webhook answers 503 so that the platform may redeliver.
+- **Inbox** (:meth:`Relay._read_inbox`): a consumer group per inbox; an entry is
+  acknowledged (XACK) and deleted (XDEL) only after it was applied here. After a lost
+  connection the reader starts from its pending entries again.
+- **Persistence** (write-behind): pending operations and owned calls are records in
+  ``state:{iid}``, written in batches by one task, never on the notification path.
+- **Identity**: ``lock:{iid}`` (SET NX PX, renewed by the heartbeat) keeps one process
+  per identity; ``live`` holds every instance's lease.
+- **Recovery**: a process starting under an identity takes its records back as
+  trackers and call handles marked ``recovered``, reads its inbox from the start, reads
+  back what Graph serves, and hands it all to ``on_recovered``. An instance whose lease
+  has been expired for ``adopt_after`` seconds is adopted by a survivor the same way.
+- **Faults**: every Redis call goes through one circuit breaker; nothing here raises
+  into the bot but ``RelayUnavailableError`` from :meth:`deliver`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import os
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+from yarl import URL
+
+from graphcomms._fleet_port import FleetHost
+from graphcomms._json import dumps, loads
+from graphcomms._routing import ResourceKind, normalize_id, parse_resource_path
+from graphcomms.errors import ClientClosedError, DeserializationError, RelayUnavailableError
+from graphcomms.fleet._store import GROUP, Breaker, Keys, RelayStats
+from graphcomms.webhook._receiver import HINT_PARAM
+
+if TYPE_CHECKING:
+    from graphcomms._call import CallHandle
+    from graphcomms._tracker import OperationTracker
+
+__all__ = ["IdentityTakenError", "Recovery", "RecoveredCall", "RecoveredOperation", "Relay"]
+
+_log = logging.getLogger("graphcomms.fleet")
+
+T = TypeVar("T")
+
+_IID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CONTEXT = re.compile(r"([A-Za-z0-9_-]{1,64})\.(\d{1,9})\.")
+_REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+# Renew the lock only while it is still ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+_tag: contextvars.ContextVar[str | None] = contextvars.ContextVar("graphcomms_fleet_tag")
+
+
+class IdentityTakenError(RuntimeError):
+    """Another process holds this instance identity and did not give it up in time."""
+
+
+@attrs.frozen
+class RecoveredOperation:
+    """A pending operation recovered after a restart, or adopted from a lost instance.
+
+    ``tracker`` resolves as any tracker does (``tracker.recovered`` is True); ``tag``
+    is what the bot tagged it with. Nothing was sent to Graph again.
+    """
+
+    tracker: OperationTracker[Any]
+    call: CallHandle
+    tag: str | None
+
+
+@attrs.frozen
+class RecoveredCall:
+    """A call this instance owned (or adopted), back as a handle (``recovered``)."""
+
+    call: CallHandle
+    tag: str | None
+
+
+@attrs.frozen
+class Recovery:
+    """What one recovery gave back: after a restart (``adopted_from`` is None) or the
+    adoption of a lost instance's work."""
+
+    instance: str
+    adopted_from: str | None
+    calls: tuple[RecoveredCall, ...]
+    operations: tuple[RecoveredOperation, ...]
+
+
+RecoveryHook = Callable[[Recovery], Any]
+
+
+class Relay:
+    """Makes a ``CommsClient`` one instance of a fleet sharing a Redis.
+
+    - ``url``: ``redis://``, ``rediss://`` (TLS) or ``unix://``, with AUTH as
+      ``redis://user:password@host``. The inbox streams carry validated notification
+      bodies, which may hold recording access tokens: use TLS and AUTH outside one host.
+    - ``app``: the fleet's name (every key starts ``gc:{app}:``); ``instance``: this
+      instance's identity (a pod name: letters, digits, ``_``, ``-``), stable across
+      restarts.
+    - ``lease``: seconds an instance's lock and lease last without a heartbeat (one
+      every third of it); a process starting under an identity waits up to
+      ``lock_wait`` (default twice ``lease``) for the last one's lock to expire.
+    - ``adopt_after``: seconds after an instance's lease expired before a survivor
+      adopts its calls, pending operations and inbox.
+    - ``stream_max_length``: each inbox is capped (approximately) at this many
+      entries; ``record_ttl``: seconds Redis keeps records nobody refreshes.
+    - ``on_recovered``: ``fn(Recovery)``, sync or async, called after a restart or an
+      adoption gave work back.
+    - ``timeout``: seconds a Redis command may take; ``breaker_threshold`` errors in a
+      row open the circuit breaker for ``breaker_cooldown`` seconds.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        app: str,
+        instance: str,
+        lease: float = 10.0,
+        lock_wait: float | None = None,
+        adopt_after: float = 30.0,
+        stream_max_length: int = 100_000,
+        record_ttl: float = 86_400.0,
+        on_recovered: RecoveryHook | None = None,
+        timeout: float = 2.0,
+        block: float = 1.0,
+        breaker_threshold: int = 3,
+        breaker_cooldown: float = 2.0,
+        flush_interval: float = 0.05,
+        max_pending_writes: int = 100_000,
+        owner_cache_size: int = 10_000,
+    ) -> None:
+        if not _IID.fullmatch(instance):
+            raise ValueError("instance must be 1-64 letters, digits, '_' or '-'")
+        if not _IID.fullmatch(app):
+            raise ValueError("app must be 1-64 letters, digits, '_' or '-'")
+        if not 0 < block < timeout:
+            raise ValueError("block must be positive and shorter than timeout")
+        for name, value in (("lease", lease), ("adopt_after", adopt_after)):
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0")
+        self.url = url
+        self.app = app
+        self.instance = instance
+        self.lease = lease
+        self.lock_wait = lock_wait if lock_wait is not None else 2 * lease
+        self.adopt_after = adopt_after
+        self.stream_max_length = stream_max_length
+        self.record_ttl = record_ttl
+        self.on_recovered = on_recovered
+        self.timeout = timeout
+        self.block = block
+        self.flush_interval = flush_interval
+        self.max_pending_writes = max_pending_writes
+        self.stats = RelayStats()
+        self.keys = Keys(app)
+        self._breaker = Breaker(self.stats, threshold=breaker_threshold, cooldown=breaker_cooldown)
+        self._boot = os.urandom(8).hex()
+        self._incarnation = ""
+        self._host: FleetHost | None = None
+        self._redis: Any = None
+        self._reader_redis: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._hooks: set[asyncio.Task[Any]] = set()
+        # Write-behind: state-hash field -> record (None: delete it); call key -> owner.
+        self._dirty: dict[str, bytes | None] = {}
+        self._owners_dirty: dict[str, str | None] = {}
+        self._wake = asyncio.Event()
+        # Resolved by the flush that stores what is dirty now: actions await it.
+        self._next_flush: asyncio.Future[None] | None = None
+        self._waiting_actions = 0
+        self._tags: dict[str, str] = {}
+        self._adopted: dict[str, str] = {}
+        self._owner_cache: OrderedDict[str, str] = OrderedDict()
+        self._owner_cache_size = owner_cache_size
+        self._inboxes: list[str] = [self.keys.inbox(instance)]
+        self._inboxes_changed = asyncio.Event()
+        # Inbox entries applied here but not yet acknowledged: never applied twice.
+        self._applied: set[str] = set()
+        self._started = False
+        self._closed = False
+        # Since when this instance's own heartbeats succeed: one that was itself cut
+        # off from Redis must not take the others' expired leases for their death.
+        self._healthy_since = time.monotonic()
+
+    def __repr__(self) -> str:
+        return f"<Relay app={self.app!r} instance={self.instance!r}>"
+
+    # -- tagging ------------------------------------------------------------------
+
+    def tag(self, target: OperationTracker[Any] | CallHandle, tag: str) -> None:
+        """Store ``tag`` with an operation's or a call's record: a restarted or
+        adopting instance gets it back in its ``Recovery`` (what step the bot was at)."""
+        from graphcomms._call import CallHandle
+
+        if isinstance(target, CallHandle):
+            self._tags[target.key] = tag
+            if self._host is not None and self._host.owns_call(target.key):
+                self._mark_call(target)
+            return
+        self._tags[target.client_context] = tag
+        if not target.done():
+            self._mark_operation(target)
+
+    @contextlib.contextmanager
+    def tagged(self, tag: str) -> Iterator[None]:
+        """Every operation issued inside the block is stored with ``tag`` from the
+        start (before its POST)."""
+        token = _tag.set(tag)
+        try:
+            yield
+        finally:
+            _tag.reset(token)
+
+    # -- FleetPort: told by the client ----------------------------------------------
+
+    def new_client_context(self) -> str:
+        return f"{self._incarnation}{os.urandom(12).hex()}"
+
+    def hinted_callback(self, url: str) -> str:
+        return str(URL(url).update_query({HINT_PARAM: self.instance}))
+
+    def operation_registered(self, tracker: OperationTracker[Any]) -> Awaitable[None] | None:
+        tag = _tag.get(None)
+        if tag is not None:
+            self._tags[tracker.client_context] = tag
+        self._mark_operation(tracker)
+        if self._closed or self._host is None:
+            return None
+        if self._breaker.open:
+            self.stats.persist_late += 1  # Redis is away: the action goes out unrecorded
+            return None
+        # The record is in Redis before the POST goes out: the next flush stores it
+        # with every record written meanwhile, and resolves this future after at most
+        # `timeout` (plus a backoff) even if it failed; the action then goes anyway.
+        stored = self._next_flush
+        if stored is None:
+            stored = self._next_flush = asyncio.get_running_loop().create_future()
+            self._wake.set()
+        self._waiting_actions += 1
+        return stored
+
+    def operation_bound(self, tracker: OperationTracker[Any]) -> None:
+        self._mark_operation(tracker)
+
+    def operation_finished(self, tracker: OperationTracker[Any]) -> None:
+        ctx = tracker.client_context
+        self._tags.pop(ctx, None)
+        self._write("o:" + ctx, None)
+
+    def call_owned(self, handle: CallHandle) -> None:
+        self._mark_call(handle)
+        self._owners_dirty[handle.key] = self.instance
+        self._wake.set()
+
+    def call_ended(self, key: str) -> None:
+        self._tags.pop(key, None)
+        self._owner_cache.pop(key, None)
+        self._write("c:" + key, None)
+        self._owners_dirty[key] = None
+
+    def _mark_operation(self, tracker: OperationTracker[Any]) -> None:
+        host = self._host
+        snapshot = tracker.operation
+        record = {
+            "c": host.raw_call_id(tracker.call_id) if host is not None else tracker.call_id,
+            "x": tracker.client_context,
+            "i": tracker.operation_id,
+            "t": type(snapshot).__name__,
+            "s": None if snapshot.status is None else str(snapshot.status),
+            "g": self._tags.get(tracker.client_context),
+        }
+        self._write("o:" + tracker.client_context, dumps(record))
+
+    def _mark_call(self, handle: CallHandle) -> None:
+        state = handle.state
+        record = {
+            "i": handle.id,
+            "s": None if state is None else str(state),
+            "g": self._tags.get(handle.key),
+        }
+        self._write("c:" + handle.key, dumps(record))
+
+    def _write(self, field: str, record: bytes | None) -> None:
+        dirty = self._dirty
+        if record is not None and field not in dirty and len(dirty) >= self.max_pending_writes:
+            self.stats.persist_dropped += 1
+            return
+        dirty[field] = record
+        self.stats.persist_pending = len(dirty)
+        if len(dirty) == 1:
+            self._wake.set()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self, host: FleetHost) -> None:
+        if self._started:
+            raise RuntimeError("this Relay is already started; make one per client")
+        self._started = True
+        self._host = host
+        self._redis = aioredis.Redis.from_url(
+            self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
+        )
+        # The blocking reader on its own connection, with BLOCK well under its timeout
+        # (redis-py asyncio: a blocked XREAD must not share a pooled connection).
+        self._reader_redis = aioredis.Redis.from_url(
+            self.url,
+            socket_timeout=self.timeout + self.block,
+            socket_connect_timeout=self.timeout,
+            single_connection_client=True,
+        )
+        self._renew = self._redis.register_script(_RENEW)
+        self._release = self._redis.register_script(_RELEASE)
+        await self._take_identity()
+        keys = self.keys
+        generation = await self._redis.get(keys.generation(self.instance))
+        self._incarnation = f"{self.instance}.{int(generation or 0)}."
+        await self._heartbeat_once()
+        await self._ensure_group(keys.inbox(self.instance))
+        for stream in await self._redis.smembers(keys.adoptions(self.instance)):
+            name = stream.decode() if isinstance(stream, bytes) else str(stream)
+            if name not in self._inboxes:
+                self._inboxes.append(name)
+        records = await self._redis.hgetall(keys.state(self.instance))
+        recovery = self._restore(records, adopted_from=None)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._read_inbox(), name="graphcomms-fleet-inbox"),
+            loop.create_task(self._flush_forever(), name="graphcomms-fleet-flush"),
+            loop.create_task(self._heartbeat_forever(), name="graphcomms-fleet-heartbeat"),
+        ]
+        if recovery is not None:
+            self._announce(recovery)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._next_flush is not None and not self._next_flush.done():
+            self._next_flush.set_result(None)  # actions waiting for a flush go on
+        for task in self._tasks:
+            task.cancel()
+        # Each loop also stops on `_closed`: some redis-py releases turn a cancellation
+        # during a blocked read into a connection error, which the loops retry.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.timeout + self.block)
+        for task in list(self._hooks):
+            task.cancel()
+        await asyncio.gather(*self._hooks, return_exceptions=True)
+        if self._redis is not None:
+            with contextlib.suppress(*_REDIS_ERRORS):
+                await asyncio.wait_for(self._flush(), self.timeout)
+            with contextlib.suppress(*_REDIS_ERRORS):
+                await asyncio.wait_for(self._give_up_identity(), self.timeout)
+            await self._redis.aclose()
+            await self._reader_redis.aclose()
+
+    async def _take_identity(self) -> None:
+        lock = self.keys.lock(self.instance)
+        deadline = time.monotonic() + self.lock_wait
+        ms = int(self.lease * 1000)
+        while not await self._redis.set(lock, self._boot, nx=True, px=ms):
+            if time.monotonic() >= deadline:
+                raise IdentityTakenError(
+                    f"instance {self.instance!r} is held by another process "
+                    f"(waited {self.lock_wait} s for its lease to expire)"
+                )
+            await asyncio.sleep(min(0.2, self.lease / 4))
+
+    async def _give_up_identity(self) -> None:
+        """Release the lock, and end the lease now: a deploy's replacement takes the
+        work back at once, and if none comes (a scale-in), a survivor adopts it."""
+        await self._release(keys=[self.keys.lock(self.instance)], args=[self._boot])
+        await self._redis.zadd(self.keys.live, {self.instance: int(time.time() * 1000)})
+
+    async def _ensure_group(self, stream: str) -> None:
+        try:
+            await self._redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # -- routing --------------------------------------------------------------------
+
+    async def deliver(self, payload: Mapping[str, Any], hint: str | None) -> int:
+        """A validated body: this instance's items applied at once (``feed``), the
+        others added to their owners' inboxes before this returns. Returns the number
+        of items; raises ``RelayUnavailableError`` when foreign items could not be
+        handed over (the webhook answers 503, so that the platform redelivers)."""
+        host = self._host
+        if host is None or self._closed:
+            raise ClientClosedError("the fleet relay is not running")
+        items = payload.get("value")
+        if not isinstance(items, list):
+            raise DeserializationError(
+                "notification body has no 'value' list (not a commsNotifications envelope)",
+                payload=None,
+            )
+        foreign: dict[str, list[Any]] = {}
+        unknown: list[tuple[str, Any]] = []
+        local = 0
+        for item in items:
+            owner = self._owner(host, item, hint)
+            if owner is None:
+                self._apply_local(host, item)
+                local += 1
+            elif owner == "?":
+                unknown.append((_call_key(item), item))
+            else:
+                foreign.setdefault(owner, []).append(item)
+        self.stats.local_items += local
+        if unknown:
+            owners = await self._look_up_owners(
+                [key for key, _ in unknown], len(unknown) + sum(map(len, foreign.values()))
+            )
+            for key, item in unknown:
+                owner = owners.get(key)
+                if owner is None and hint and hint != self.instance and _IID.fullmatch(hint):
+                    owner = hint  # nobody recorded the call yet: the URL's affinity hint
+                if owner is None or owner == self.instance:
+                    self._apply_local(host, item)
+                    self.stats.local_items += 1
+                else:
+                    foreign.setdefault(self._adopter(owner), []).append(item)
+        if foreign:
+            await self._forward(foreign)
+        return len(items)
+
+    def _apply_local(self, host: FleetHost, item: Any) -> None:
+        try:
+            host.apply_item(item)
+        except Exception as exc:
+            host._ingestor.stats.bad_items += 1
+            _log.warning("notification item skipped: %s", type(exc).__name__)
+
+    def _owner(self, host: FleetHost, item: Any, hint: str | None) -> str | None:
+        """``None``: this instance's; ``"?"``: look the call's owner up; else the
+        owner's instance id."""
+        if not isinstance(item, dict):
+            return None  # ingestion counts it as a bad item
+        ref = parse_resource_path(item.get("resourceUrl") or item.get("resource"))
+        if ref is None:
+            return None
+        if ref.kind is ResourceKind.OPERATION:
+            data = item.get("resourceData")
+            data = data if isinstance(data, dict) else {}
+            ctx = data.get("clientContext")
+            ctx = ctx if isinstance(ctx, str) else None
+            body_id = data.get("id")
+            op_id = ref.item_id or (
+                normalize_id(body_id) if isinstance(body_id, str) and body_id else None
+            )
+            if host.owns_operation(op_id, ctx):
+                return None
+            if ctx is not None:
+                match = _CONTEXT.match(ctx)
+                if match is not None:
+                    incarnation = match.group(0)
+                    if incarnation == self._incarnation:
+                        return None
+                    adopter = self._adopted.get(incarnation[:-1])
+                    owner = adopter if adopter is not None else match.group(1)
+                    return None if owner == self.instance else owner
+        if host.owns_call(ref.call_id):
+            return None
+        cached = self._owner_cache.get(ref.call_id)
+        if cached is not None:
+            return None if cached == self.instance else self._adopter(cached)
+        return "?"
+
+    def _adopter(self, owner: str) -> str:
+        """Where an instance's items go: the instance, or who adopted its work."""
+        if not self._adopted:
+            return owner
+        for incarnation, adopter in self._adopted.items():
+            if incarnation.rsplit(".", 1)[0] == owner:
+                return adopter
+        return owner
+
+    async def _look_up_owners(self, keys: Sequence[str], items: int) -> dict[str, str]:
+        unique = list(dict.fromkeys(keys))
+        self.stats.owner_lookups += len(unique)
+        values = await self._guarded(
+            lambda: self._redis.mget([self.keys.call(k) for k in unique]), items
+        )
+        found: dict[str, str] = {}
+        for key, value in zip(unique, values, strict=True):
+            if value is not None:
+                owner = value.decode() if isinstance(value, bytes) else str(value)
+                found[key] = owner
+                self._owner_cache[key] = owner
+                if len(self._owner_cache) > self._owner_cache_size:
+                    self._owner_cache.popitem(last=False)
+        return found
+
+    async def _forward(self, foreign: dict[str, list[Any]]) -> None:
+        count = sum(map(len, foreign.values()))
+        now = str(int(time.time() * 1000))
+
+        async def xadd_all() -> object:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for owner, items in foreign.items():
+                    pipe.xadd(
+                        self.keys.inbox(owner),
+                        {"b": dumps({"value": items}), "f": self.instance, "t": now},
+                        maxlen=self.stream_max_length,
+                        approximate=True,
+                    )
+                return await pipe.execute()
+
+        await self._guarded(xadd_all, count)
+        self.stats.forwarded_items += count
+
+    async def _guarded(self, command: Callable[[], Awaitable[T]], items: int) -> T:
+        """A Redis command on the forwarding path: refused at once while the breaker
+        is open; any failure becomes ``RelayUnavailableError`` (the webhook's 503)."""
+        try:
+            self._breaker.check()
+            result = await asyncio.wait_for(command(), self.timeout)
+        except RelayUnavailableError:
+            self.stats.forward_failed += items
+            raise
+        except _REDIS_ERRORS as exc:
+            self._breaker.failed()
+            self.stats.forward_failed += items
+            raise RelayUnavailableError(
+                f"the fleet's Redis is unavailable ({type(exc).__name__})"
+            ) from None
+        self._breaker.succeeded()
+        return result
+
+    # -- the inbox ------------------------------------------------------------------
+
+    async def _read_inbox(self) -> None:
+        """Read this instance's inbox (and adopted ones) for ever: pending entries
+        first (a previous life's, or this one's before a lost connection), then new
+        ones; apply, then acknowledge and delete."""
+        backoff = 0.05
+        pending_first = True
+        while not self._closed:
+            try:
+                self._breaker.check()
+                if self._inboxes_changed.is_set():
+                    self._inboxes_changed.clear()
+                    pending_first = True
+                start = "0" if pending_first else ">"
+                answer = await self._reader_redis.xreadgroup(
+                    GROUP,
+                    self.instance,
+                    dict.fromkeys(self._inboxes, start),
+                    count=100,
+                    block=None if pending_first else int(self.block * 1000),
+                )
+                backoff = 0.05
+                got = await self._apply_entries(answer or [])
+                if pending_first and not got:
+                    pending_first = False
+            except asyncio.CancelledError:
+                raise
+            except (*_REDIS_ERRORS, RelayUnavailableError) as exc:
+                if not isinstance(exc, RelayUnavailableError):
+                    self._breaker.failed()
+                self.stats.reader_restarts += 1
+                pending_first = True
+                _log.info("inbox reader: Redis unavailable (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            except ClientClosedError:
+                return
+
+    async def _apply_entries(self, answer: Sequence[Any]) -> int:
+        host = self._host
+        assert host is not None
+        done: dict[str, list[str]] = {}
+        seen = 0
+        for stream, entries in answer:
+            name = stream.decode() if isinstance(stream, bytes) else str(stream)
+            for entry_id, fields in entries:
+                seen += 1
+                eid = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                done.setdefault(name, []).append(eid)
+                key = f"{name}/{eid}"
+                if key in self._applied:
+                    self.stats.inbox_duplicates += 1
+                    continue
+                if not fields:
+                    continue  # deleted while pending: nothing to apply
+                body = fields.get(b"b") or fields.get("b")
+                self.stats.inbox_entries += 1
+                try:
+                    self.stats.inbox_items += host.feed(body)
+                except DeserializationError:
+                    _log.warning("inbox entry %s is not a notification body; skipped", eid)
+                self._applied.add(key)
+        if done:
+            async with self._reader_redis.pipeline(transaction=False) as pipe:
+                for name, ids in done.items():
+                    pipe.xack(name, GROUP, *ids)
+                    pipe.xdel(name, *ids)
+                await pipe.execute()
+            for name, ids in done.items():
+                self.stats.inbox_acked += len(ids)
+                for eid in ids:
+                    self._applied.discard(f"{name}/{eid}")
+            self._breaker.succeeded()
+        return seen
+
+    # -- write-behind ---------------------------------------------------------------
+
+    async def _flush_forever(self) -> None:
+        """Write what is dirty, in one pipeline per round: at once when an action
+        waits for its record (every action waiting meanwhile joins the next round),
+        else after ``flush_interval`` to batch more."""
+        backoff = 0.1
+        while not self._closed:
+            await self._wake.wait()
+            if self._next_flush is None:
+                await asyncio.sleep(self.flush_interval)
+            self._wake.clear()
+            # What is dirty now is what `waiting`'s actions wrote: taken together, with
+            # no await between (a later action waits for the next round).
+            waiting, self._next_flush = self._next_flush, None
+            actions, self._waiting_actions = self._waiting_actions, 0
+            batch = self._take()
+            try:
+                self._breaker.check()
+                await asyncio.wait_for(self._store(*batch), self.timeout)
+                backoff = 0.1
+            except (*_REDIS_ERRORS, RelayUnavailableError) as exc:
+                if not isinstance(exc, RelayUnavailableError):
+                    self._breaker.failed()
+                self._put_back(*batch)
+                self.stats.persist_errors += 1
+                self.stats.persist_late += actions
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                self._wake.set()
+            finally:
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(None)
+
+    async def _flush(self) -> None:
+        await self._store(*self._take())
+
+    def _take(self) -> tuple[dict[str, bytes | None], dict[str, str | None]]:
+        dirty, owners = self._dirty, self._owners_dirty
+        self._dirty, self._owners_dirty = {}, {}
+        self.stats.persist_pending = 0
+        return dirty, owners
+
+    async def _store(self, dirty: dict[str, bytes | None], owners: dict[str, str | None]) -> None:
+        if not dirty and not owners:
+            return
+        state = self.keys.state(self.instance)
+        ttl = int(self.record_ttl)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                written = {f: r for f, r in dirty.items() if r is not None}
+                gone = [f for f, r in dirty.items() if r is None]
+                if written:
+                    pipe.hset(state, mapping=written)
+                    pipe.expire(state, ttl)
+                if gone:
+                    pipe.hdel(state, *gone)
+                for key, owner in owners.items():
+                    if owner is None:
+                        pipe.delete(self.keys.call(key))
+                    else:
+                        pipe.set(self.keys.call(key), owner, ex=ttl)
+                await pipe.execute()
+        except asyncio.CancelledError:
+            self._put_back(dirty, owners)
+            raise
+        self.stats.persisted += len(dirty) + len(owners)
+        self._breaker.succeeded()
+
+    def _put_back(self, dirty: dict[str, bytes | None], owners: dict[str, str | None]) -> None:
+        """A batch that was not stored goes back, under what was written since."""
+        for field, record in dirty.items():
+            self._dirty.setdefault(field, record)
+        for key, owner in owners.items():
+            self._owners_dirty.setdefault(key, owner)
+        self.stats.persist_pending = len(self._dirty)
+
+    # -- heartbeat, adoption --------------------------------------------------------
+
+    async def _heartbeat_forever(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                self._breaker.check()
+                await asyncio.wait_for(self._heartbeat_once(), self.timeout)
+                if time.monotonic() - self._healthy_since >= self.adopt_after + self.lease:
+                    await self._adopt_the_lost()
+            except (*_REDIS_ERRORS, RelayUnavailableError) as exc:
+                self._healthy_since = time.monotonic()
+                if not isinstance(exc, RelayUnavailableError):
+                    self._breaker.failed()
+                _log.info("fleet heartbeat failed (%s)", type(exc).__name__)
+
+    async def _heartbeat_once(self) -> None:
+        keys = self.keys
+        ms = int(self.lease * 1000)
+        lock = keys.lock(self.instance)
+        renewed = await self._renew(keys=[lock], args=[self._boot, ms])
+        if not renewed and not await self._redis.set(lock, self._boot, nx=True, px=ms):
+            self.stats.identity_lost += 1
+            _log.error(
+                "instance %s: another process holds this identity; two processes "
+                "must not run under one instance name",
+                self.instance,
+            )
+        now = int(time.time() * 1000)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(keys.live, {self.instance: now + ms})
+            pipe.expire(keys.state(self.instance), int(self.record_ttl))
+            pipe.hgetall(keys.adopted)
+            answers = await pipe.execute()
+        adopted = {_text(k): _text(v) for k, v in answers[-1].items()}
+        if adopted != self._adopted:
+            self._adopted = adopted
+            self._owner_cache.clear()
+        self._breaker.succeeded()
+
+    async def _adopt_the_lost(self) -> None:
+        now = int(time.time() * 1000)
+        lost = await self._redis.zrangebyscore(
+            self.keys.live, "-inf", now - int(self.adopt_after * 1000)
+        )
+        for raw in lost:
+            iid = _text(raw)
+            if iid != self.instance:
+                await self._adopt(iid)
+
+    async def _adopt(self, lost: str) -> None:
+        keys, redis = self.keys, self._redis
+        if not await redis.set(
+            keys.adopting(lost), self.instance, nx=True, px=int(self.lease * 3000)
+        ):
+            return  # another survivor is adopting it
+        if await redis.exists(keys.lock(lost)):
+            return  # it came back
+        generation = int(await redis.get(keys.generation(lost)) or 0)
+        records = await redis.hgetall(keys.state(lost))
+        inbox = keys.inbox(lost)
+        if not records and not await redis.xlen(inbox):
+            await redis.zrem(keys.live, lost)  # it left nothing behind: just forget it
+            return
+        await self._ensure_group(inbox)
+        # Its unacknowledged entries become ours; the reader takes them as pending.
+        start = "0-0"
+        while True:
+            answer = await redis.xautoclaim(inbox, GROUP, self.instance, 0, start, count=500)
+            start = _text(answer[0])
+            if start == "0-0":
+                break
+        async with redis.pipeline(transaction=True) as pipe:
+            if records:
+                pipe.hset(keys.state(self.instance), mapping=records)
+            pipe.delete(keys.state(lost))
+            pipe.hset(keys.adopted, f"{lost}.{generation}", self.instance)
+            pipe.expire(keys.adopted, int(self.record_ttl))
+            pipe.incr(keys.generation(lost))
+            pipe.zrem(keys.live, lost)
+            pipe.sadd(keys.adoptions(self.instance), inbox)
+            await pipe.execute()
+        self._adopted[f"{lost}.{generation}"] = self.instance
+        self._owner_cache.clear()
+        self.stats.adoptions += 1
+        recovery = self._restore(records, adopted_from=lost)
+        for key in [_text(f)[2:] for f in records if _text(f).startswith("c:")]:
+            self._owners_dirty[key] = self.instance
+        self._wake.set()
+        if inbox not in self._inboxes:
+            self._inboxes.append(inbox)
+            self._inboxes_changed.set()
+        _log.warning("instance %s adopted the work of lost instance %s", self.instance, lost)
+        if recovery is not None:
+            self._announce(recovery)
+
+    # -- recovery -------------------------------------------------------------------
+
+    def _restore(self, records: Mapping[Any, Any], *, adopted_from: str | None) -> Recovery | None:
+        """Records back as handles and trackers (marked recovered); nothing is sent."""
+        host = self._host
+        assert host is not None
+        if not records:
+            return None
+        decoded: list[tuple[str, dict[str, Any]]] = []
+        for field, value in records.items():
+            try:
+                record = loads(value)
+                needs = ("c", "x") if _text(field).startswith("o:") else ("i",)
+                if isinstance(record, dict) and all(isinstance(record.get(k), str) for k in needs):
+                    decoded.append((_text(field), record))
+                    continue
+            except ValueError:
+                pass
+            self.stats.bad_records += 1
+            _log.warning("instance %s: an unreadable record was skipped", self.instance)
+        calls: list[RecoveredCall] = []
+        operations: list[RecoveredOperation] = []
+        for field, record in decoded:
+            if field.startswith("c:"):
+                handle = host.restore_call(record["i"], record.get("s"))
+                tag = record.get("g")
+                if tag is not None:
+                    self._tags[handle.key] = tag
+                calls.append(RecoveredCall(handle, tag))
+        for field, record in decoded:
+            if not field.startswith("o:"):
+                continue
+            tracker = host.restore_operation(
+                call_id=record["c"],
+                client_context=record["x"],
+                operation_id=record.get("i"),
+                type_name=record.get("t") or "CommsOperation",
+                status=record.get("s"),
+                remaining=None,
+            )
+            if tracker is None:
+                continue
+            tag = record.get("g")
+            if tag is not None:
+                self._tags[tracker.client_context] = tag
+            handle = host.call_handle(record["c"])
+            operations.append(RecoveredOperation(tracker, handle, tag))
+        self.stats.recovered_calls += len(calls)
+        self.stats.recovered_operations += len(operations)
+        return Recovery(
+            instance=self.instance,
+            adopted_from=adopted_from,
+            calls=tuple(calls),
+            operations=tuple(operations),
+        )
+
+    def _announce(self, recovery: Recovery) -> None:
+        host = self._host
+        assert host is not None
+        if self.on_recovered is not None:
+            host.run_callback(self.on_recovered, recovery)
+        task = asyncio.get_running_loop().create_task(self._read_back(recovery))
+        self._hooks.add(task)
+        task.add_done_callback(self._hooks.discard)
+
+    async def _read_back(self, recovery: Recovery) -> None:
+        """What may have finished meanwhile: read back from Graph where it serves it."""
+        host = self._host
+        assert host is not None
+        for item in recovery.operations:
+            if await host.read_back(item.tracker):
+                self.stats.read_backs += 1
+        for call in recovery.calls:
+            if not call.call.ended:
+                await host.refresh_call(call.call)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _call_key(item: Mapping[str, Any]) -> str:
+    ref = parse_resource_path(item.get("resourceUrl") or item.get("resource"))
+    return ref.call_id if ref is not None else ""

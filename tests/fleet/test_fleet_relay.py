@@ -1,0 +1,244 @@
+"""The relay's parts on a real Redis: the 503 path, the inbox reader under
+cancellation, one process per identity, restart recovery with tags."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from fleet_support import instance
+
+from graphcomms import CommsClient, IdentitySet, InvitationParticipantInfo, MediaPrompt
+from graphcomms.fleet import IdentityTakenError, Recovery, Relay
+from graphcomms.testing import (
+    GraphEmulator,
+    RedisServer,
+    RoundRobinProxy,
+    make_envelope,
+    make_notification,
+    make_operation,
+)
+from graphcomms.webhook import NotificationReceiver
+
+TARGET = InvitationParticipantInfo(identity=IdentitySet.for_phone("+14255550100"))
+PROMPT = MediaPrompt.from_uri("https://example.test/hello.wav")
+CALL = "11111111-2222-3333-4444-555555555555"
+
+
+@asynccontextmanager
+async def bare(redis_url: str, name: str, **options: Any) -> AsyncIterator[CommsClient]:
+    """A fleet client that never talks to Graph (bodies are fed to it directly)."""
+    options.setdefault("lease", 1.0)
+    relay = Relay(redis_url, app="unit", instance=name, **options)
+    async with CommsClient(
+        "token", base_url="http://127.0.0.1:9/v1.0/", fleet=relay, keep_alive=None
+    ) as client:
+        yield client
+
+
+def foreign_body(owner: str, *also: str) -> bytes:
+    """One operation item per owner named, each with that owner's clientContext."""
+    items = [
+        make_notification(
+            make_operation(status="completed", client_context=f"{name}.0.abc"), call_id=CALL
+        )
+        for name in (owner, *also)
+    ]
+    return json.dumps(make_envelope(*items)).encode()
+
+
+async def test_foreign_items_go_to_the_owners_inbox_and_503_when_redis_is_away(
+    redis_server: RedisServer,
+) -> None:
+    async with bare(redis_server.url, "b", timeout=0.5, block=0.2, breaker_threshold=1) as b:
+        receiver = NotificationReceiver(b, validate=False)
+        assert receiver.relays
+        result = await receiver.accept_relayed(foreign_body("a"))
+        assert result.status == 202
+        direct = aioredis.Redis.from_url(redis_server.url)
+        try:
+            entries = await direct.xrange("gc:{unit}:inbox:a")
+            assert len(entries) == 1
+            assert json.loads(entries[0][1][b"b"])["value"][0]["resourceData"]["clientContext"] == (
+                "a.0.abc"
+            )
+            redis_server.pause()
+            try:
+                # One item for a, one for b itself: b's own still applies.
+                result = await receiver.accept_relayed(foreign_body("a", "b"))
+                assert result.status == 503
+                assert b.stats.notifications == 1
+                # The breaker is open now: refused at once, nothing waits on Redis.
+                result = await receiver.accept_relayed(foreign_body("a"))
+                assert result.status == 503
+            finally:
+                redis_server.resume()
+            assert receiver.stats.relay_unavailable == 2
+            relay = b.fleet
+            assert isinstance(relay, Relay)
+            assert relay.stats.forward_failed == 2
+            assert relay.stats.breaker_opened == 1
+            assert relay.stats.local_items == 1
+        finally:
+            await direct.aclose()
+
+
+async def test_a_body_failing_validation_is_never_forwarded(redis_server: RedisServer) -> None:
+    async with GraphEmulator() as emulator, bare(redis_server.url, "b") as b:
+        from fleet_support import validator_for
+
+        receiver = NotificationReceiver(b, validator_for(emulator))
+        headers = {"Authorization": "Bearer not-a-token", "Content-Type": "application/json"}
+        assert (await receiver.check(headers)) is not None
+        direct = aioredis.Redis.from_url(redis_server.url)
+        try:
+            assert await direct.exists("gc:{unit}:inbox:a") == 0
+        finally:
+            await direct.aclose()
+        await receiver.aclose()
+
+
+async def test_the_inbox_reader_survives_being_cancelled_mid_read(
+    redis_server: RedisServer,
+) -> None:
+    async with bare(redis_server.url, "a", block=0.5) as a, bare(redis_server.url, "b") as b:
+        relay = a.fleet
+        assert isinstance(relay, Relay)
+        reader = relay._tasks[0]
+        await asyncio.sleep(0.1)  # blocked in XREADGROUP now
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        # The reader's connection must not hold the cancelled command's reply.
+        relay._tasks[0] = asyncio.get_running_loop().create_task(relay._read_inbox())
+        await b.deliver(json.loads(foreign_body("a")))
+        for _ in range(100):
+            if relay.stats.inbox_acked:
+                break
+            await asyncio.sleep(0.05)
+        assert relay.stats.inbox_entries == 1
+        assert relay.stats.inbox_acked == 1
+        assert a.stats.notifications == 1
+
+
+async def test_redis_py_blocking_read_cancelled_then_read_again(
+    redis_server: RedisServer,
+) -> None:
+    client = aioredis.Redis.from_url(
+        redis_server.url, socket_timeout=2.0, single_connection_client=True
+    )
+    try:
+        await client.xgroup_create("s", "g", id="0", mkstream=True)
+        read = asyncio.ensure_future(client.xreadgroup("g", "c", {"s": ">"}, block=1000))
+        await asyncio.sleep(0.1)
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+        await client.xadd("s", {"k": "v"})
+        answer = await client.xreadgroup("g", "c", {"s": ">"}, block=1000)
+        assert answer[0][1][0][1] == {b"k": b"v"}
+        assert await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def test_one_process_per_identity(redis_server: RedisServer) -> None:
+    async with bare(redis_server.url, "a", lease=5.0):
+        with pytest.raises(IdentityTakenError):
+            async with bare(redis_server.url, "a", lease=5.0, lock_wait=0.3):
+                pass
+
+
+async def test_a_restart_gives_pending_work_back_tagged(redis_server: RedisServer) -> None:
+    recoveries: list[Recovery] = []
+    async with AsyncExitStack() as stack:
+        # Long enough that the prompt is still playing when a has closed, however slow
+        # the machine (the test waits for its end, not for a time).
+        emulator = await stack.enter_async_context(GraphEmulator(prompt_seconds=3.0))
+        proxy = await stack.enter_async_context(RoundRobinProxy([]))
+        callback = proxy.url + "/callback"
+        b = await stack.enter_async_context(instance(emulator, redis_server.url, "b", callback))
+        proxy.backends.append(b.url)
+        proxy.answered[b.url] = 0
+        async with instance(emulator, redis_server.url, "a", callback) as a:
+            proxy.backends.insert(0, a.url)
+            call = await a.client.create_call(targets=[TARGET])
+            a.relay.tag(call, "the-call")
+            await call.wait_for_state("established", timeout=10)
+            with a.relay.tagged("greeting"):
+                tracker = await call.play_prompt([PROMPT])
+            proxy.backends.remove(a.url)
+        # a is gone (closed as a deploy closes it): its records stay, b forwards for it.
+        async with instance(
+            emulator, redis_server.url, "a", callback, on_recovered=recoveries.append
+        ) as a2:
+            for _ in range(100):
+                if recoveries:
+                    break
+                await asyncio.sleep(0.02)
+            [recovery] = recoveries
+            assert recovery.adopted_from is None
+            [op] = recovery.operations
+            [rcall] = recovery.calls
+            assert op.tag == "greeting"
+            assert rcall.tag == "the-call"
+            assert op.tracker.recovered
+            assert rcall.call.recovered
+            assert op.tracker.client_context == tracker.client_context
+            done = await op.tracker.wait(timeout=10)
+            assert done.status == "completed"
+            await rcall.call.hang_up()
+            await rcall.call.wait_for_state("terminated", timeout=10)
+            assert a2.relay.stats.recovered_operations == 1
+
+
+async def test_a_survivor_adopts_a_lost_instances_work(redis_server: RedisServer) -> None:
+    direct = aioredis.Redis.from_url(redis_server.url)
+    record = {
+        "c": CALL,
+        "x": "lost.0.abc",
+        "i": None,
+        "t": "PlayPromptOperation",
+        "s": "running",
+        "g": "step 2",
+    }
+    await direct.hset(
+        "gc:{unit}:state:lost",
+        mapping={"o:lost.0.abc": json.dumps(record), "o:junk": "not a record"},
+    )
+    await direct.zadd("gc:{unit}:live", {"lost": 1})  # its lease ended long ago
+    await direct.xgroup_create("gc:{unit}:inbox:lost", "owner", id="0", mkstream=True)
+    await direct.xadd("gc:{unit}:inbox:lost", {"b": foreign_body("lost"), "f": "x", "t": "0"})
+    recoveries: list[Recovery] = []
+    try:
+        async with bare(
+            redis_server.url, "b", lease=0.3, adopt_after=0.3, on_recovered=recoveries.append
+        ) as b:
+            for _ in range(200):
+                if recoveries:
+                    break
+                await asyncio.sleep(0.02)
+            [recovery] = recoveries
+            assert recovery.adopted_from == "lost"
+            [op] = recovery.operations
+            assert op.tag == "step 2"
+            assert op.tracker.recovered
+            # Its inbox is read here too: the buffered completion resolves the tracker.
+            done = await op.tracker.wait(timeout=10)
+            assert done.status == "completed"
+            # Items for the lost instance's work are now this instance's own.
+            await b.deliver(json.loads(foreign_body("lost")))
+            relay = b.fleet
+            assert isinstance(relay, Relay)
+            assert relay.stats.adoptions == 1
+            assert relay.stats.bad_records == 1
+            assert relay.stats.forwarded_items == 0
+            assert await direct.exists("gc:{unit}:state:lost") == 0
+            assert await direct.hget("gc:{unit}:adopted", "lost.0") == b"b"
+    finally:
+        await direct.aclose()
