@@ -29,9 +29,7 @@ WAV = b"RIFF" + bytes(range(256)) * 4096  # 1 MiB and change
 
 
 def operation(url: str) -> RecordOperation:
-    return RecordOperation(
-        status="completed", recording_location=url, recording_access_token=TOKEN
-    )
+    return RecordOperation(status="completed", recording_location=url, recording_access_token=TOKEN)
 
 
 def printed(error: BaseException) -> str:
