@@ -2,10 +2,11 @@
 notifications change it.
 
 Each action is declared once, as a request model (:mod:`graphcomms.models.requests`);
-the methods here are one-liners that build one and hand it to :meth:`CallHandle.send`
-(operation actions) or the sender's ``control`` (actions Graph answers without an
-operation). The call's state is a :class:`~graphcomms._callstate.CallProjection` that
-the client's call table feeds; the handle publishes what changed.
+the operation actions are one-liners in :mod:`graphcomms._call_actions` that build one
+and hand it to :meth:`CallHandle.send`; the control actions here hand theirs to the
+sender's ``control`` (actions Graph answers without an operation). The call's state
+is a :class:`~graphcomms._callstate.CallProjection` that the client's call table
+feeds; the handle publishes what changed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
 from graphcomms._actions import ActionSender, PendingAction
+from graphcomms._call_actions import CallActions, PromptLike
 from graphcomms._callstate import CallProjection
 from graphcomms._events import CallbackRunner, Channel
 from graphcomms._routing import call_path, normalize_id, path_segment
@@ -46,8 +48,6 @@ from graphcomms.models import (
     OperationRequest,
     Participant,
     ParticipantInfo,
-    Prompt,
-    RecordingStatus,
     RejectReason,
     ResultInfo,
     ScreenSharingRole,
@@ -61,9 +61,6 @@ from graphcomms.models import requests as rq
 __all__ = ["CallHandle", "ParticipantHandle", "PromptLike"]
 
 OpT = TypeVar("OpT", bound=CommsOperation)
-
-PromptLike = Prompt | str
-"""A prompt, or the URL of a WAV file (``MediaPrompt.from_uri``)."""
 
 
 class CallTableLike(Protocol):
@@ -82,7 +79,7 @@ class CallTableLike(Protocol):
         """``call`` was read back from Graph (``None``: Graph answered 404)."""
 
 
-class CallHandle:
+class CallHandle(CallActions):
     """One call: its latest state, its events, and every action on it.
 
     Obtain it from ``client.call(call_id)``, ``await client.create_call(...)`` or
@@ -465,62 +462,7 @@ class CallHandle:
         """``GET .../operations/{id}``: Graph documents it for addLargeGalleryView only."""
         return await self._actions.get_operation(self.id, operation_id)
 
-    # -- media and operation actions ----------------------------------------------
-
-    def play_prompt(
-        self,
-        prompts: PromptLike | Iterable[PromptLike],
-        *,
-        client_context: str | None = None,
-        loop: bool | None = None,
-        timeout: float | None = None,
-    ) -> PendingAction[ops.PlayPromptOperation]:
-        """Play one prompt or up to 20 (a ``MediaPrompt``, or a WAV file's URL).
-        ``loop`` (beta) plays until cancelled and never sends a completion."""
-        request = rq.PlayPromptRequest(prompts=prompts, client_context=client_context, loop=loop)
-        return self.send(request, timeout=timeout)
-
-    def record_response(
-        self,
-        *,
-        prompts: PromptLike | Iterable[PromptLike] | None = None,
-        barge_in_allowed: bool | None = None,
-        initial_silence_timeout: int | None = None,
-        max_silence_timeout: int | None = None,
-        max_record_duration: int | None = None,
-        play_beep: bool | None = None,
-        stop_tones: Iterable[str] | None = None,
-        client_context: str | None = None,
-        stream_while_recording: bool | None = None,
-        timeout: float | None = None,
-        legacy: bool = False,
-    ) -> PendingAction[ops.RecordOperation]:
-        """Record the caller. Timeouts are whole seconds, 1 to 120 each. Fetch the
-        result with ``client.download_recording(operation)``. ``legacy`` posts to the
-        old beta ``record`` action instead (see :meth:`record`)."""
-        request = (rq.RecordRequest if legacy else rq.RecordResponseRequest)(
-            prompts=prompts,
-            barge_in_allowed=barge_in_allowed,
-            initial_silence_timeout_in_seconds=initial_silence_timeout,
-            max_silence_timeout_in_seconds=max_silence_timeout,
-            max_record_duration_in_seconds=max_record_duration,
-            play_beep=play_beep,
-            stop_tones=None if stop_tones is None else tuple(stop_tones),
-            client_context=client_context,
-            stream_while_recording=stream_while_recording,
-        )
-        return self.send(request, timeout=timeout)
-
-    def record(self, **kwargs: Any) -> PendingAction[ops.RecordOperation]:
-        """The legacy beta ``record`` action: ``record_response``'s arguments, posted to
-        ``.../record``."""
-        return self.record_response(**kwargs, legacy=True)
-
-    def cancel_media_processing(
-        self, *, client_context: str | None = None
-    ) -> PendingAction[ops.CancelMediaProcessingOperation]:
-        """Cancel every queued and running media operation on the call."""
-        return self.send(rq.CancelMediaProcessingRequest(client_context=client_context))
+    # -- DTMF --------------------------------------------------------------------
 
     def subscribe_to_tone(
         self, *, client_context: str | None = None, timeout: float | None = None
@@ -616,104 +558,6 @@ class CallHandle:
             play=play,
             cancel_media=self._cancel_media,
         )
-
-    def send_dtmf_tones(
-        self,
-        tones: Iterable[Tone | str],
-        *,
-        delay_between_tones_ms: int | None = None,
-        client_context: str | None = None,
-        timeout: float | None = None,
-    ) -> PendingAction[ops.SendDtmfTonesOperation]:
-        """Send tones: ``Tone`` members, Graph's names (``"tone1"``), or keypad keys
-        (``"1"``, ``"*"``, ``"#"``) — ``send_dtmf_tones("123#")`` works."""
-        request = rq.SendDtmfTonesRequest(
-            tones=tones,
-            delay_between_tones_ms=delay_between_tones_ms,
-            client_context=client_context,
-        )
-        return self.send(request, timeout=timeout)
-
-    def mute(
-        self, *, client_context: str | None = None
-    ) -> PendingAction[ops.MuteParticipantOperation]:
-        """Mute the bot itself (group calls)."""
-        return self.send(rq.MuteRequest(client_context=client_context))
-
-    def unmute(
-        self, *, client_context: str | None = None
-    ) -> PendingAction[ops.UnmuteParticipantOperation]:
-        return self.send(rq.UnmuteRequest(client_context=client_context))
-
-    def update_recording_status(
-        self, status: RecordingStatus | str, *, client_context: str | None = None
-    ) -> PendingAction[ops.UpdateRecordingStatusOperation]:
-        """Report ``recording`` before persisting any media, ``notRecording`` after."""
-        return self.send(
-            rq.UpdateRecordingStatusRequest(status=status, client_context=client_context)
-        )
-
-    def add_large_gallery_view(
-        self, *, client_context: str | None = None
-    ) -> PendingAction[ops.AddLargeGalleryViewOperation]:
-        return self.send(rq.AddLargeGalleryViewRequest(client_context=client_context))
-
-    def invite(
-        self,
-        participants: Iterable[InvitationParticipantInfo],
-        *,
-        client_context: str | None = None,
-        timeout: float | None = None,
-    ) -> PendingAction[ops.InviteParticipantsOperation]:
-        """Invite up to 5 participants (more than one needs a call with chatInfo)."""
-        request = rq.InviteParticipantsRequest(
-            participants=tuple(participants), client_context=client_context
-        )
-        return self.send(request, timeout=timeout)
-
-    def mute_all(
-        self, participants: Iterable[str] | None = None, *, client_context: str | None = None
-    ) -> PendingAction[ops.MuteParticipantsOperation]:
-        """beta"""
-        request = rq.MuteAllRequest(
-            participants=None if participants is None else tuple(participants),
-            client_context=client_context,
-        )
-        return self.send(request)
-
-    def start_transcription(
-        self, *, language: str | None = "en-us", client_context: str | None = None
-    ) -> PendingAction[ops.StartTranscriptionOperation]:
-        """beta"""
-        return self.send(
-            rq.StartTranscriptionRequest(language=language, client_context=client_context)
-        )
-
-    def stop_transcription(
-        self, *, language: str | None = None, client_context: str | None = None
-    ) -> PendingAction[ops.StopTranscriptionOperation]:
-        """beta"""
-        return self.send(
-            rq.StopTranscriptionRequest(language=language, client_context=client_context)
-        )
-
-    def start_recording(
-        self, *, client_context: str | None = None
-    ) -> PendingAction[ops.StartRecordingOperation]:
-        """beta"""
-        return self.send(rq.StartRecordingRequest(client_context=client_context))
-
-    def stop_recording(
-        self, *, client_context: str | None = None
-    ) -> PendingAction[ops.StopRecordingOperation]:
-        """beta"""
-        return self.send(rq.StopRecordingRequest(client_context=client_context))
-
-    def admit_all_from_lobby(
-        self, *, client_context: str | None = None
-    ) -> PendingAction[ops.AdmitAllFromLobbyOperation]:
-        """beta"""
-        return self.send(rq.AdmitAllFromLobbyRequest(client_context=client_context))
 
     def __repr__(self) -> str:
         return f"<CallHandle {self.id} state={self.state!s}>"
