@@ -622,12 +622,15 @@ class ParticipantHandle:
 
 
 def _call_state(value: object) -> CallState:
-    """A ``CallState`` from a member or Graph's name in any casing; refuses the rest."""
-    if isinstance(value, CallState):
-        return value
-    found = CallState.lookup(value) if isinstance(value, str) else None
-    if found is None:
+    """A ``CallState`` to wait for, from a member or Graph's name in any casing;
+    refuses the rest, and ``unknownFutureValue`` (Graph's evolvable-enum sentinel,
+    which no call ever reaches)."""
+    found = value if isinstance(value, CallState) else None
+    if isinstance(value, str):
+        found = CallState.lookup(value)
+    if found is None or found is CallState.UNKNOWN_FUTURE_VALUE:
+        states = ", ".join(s.value for s in CallState if s is not CallState.UNKNOWN_FUTURE_VALUE)
         raise InvalidRequestError(
-            f"{value!r} is not a call state; Graph's are: " + ", ".join(s.value for s in CallState)
+            f"{value!r} is not a call state to wait for; Graph's are: {states}"
         )
     return found

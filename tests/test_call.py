@@ -1264,14 +1264,18 @@ def test_tone_info_key(tone: Tone | str | None, key: str) -> None:
     assert ToneInfo(sequence_id=1, tone=tone).key == key
 
 
-@pytest.mark.parametrize("typo", ["establised", "connected", ""])
+@pytest.mark.parametrize(
+    "typo", ["establised", "connected", "", "unknownFutureValue", CallState.UNKNOWN_FUTURE_VALUE]
+)
 async def test_wait_for_state_refuses_a_state_graph_does_not_have_at_once(
     client: CommsClient, typo: str
 ) -> None:
     call = client.call(CALL_ID)
     # No timeout given: a state that can never come must not wait for ever.
-    with pytest.raises(ValueError, match=rf"{typo!r} is not a call state.*\bestablished\b"):
+    with pytest.raises(ValueError, match=r"is not a call state.*\bestablished\b") as caught:
         returns_without_suspending(call.wait_for_state(typo))
+    assert repr(typo) in str(caught.value)
+    assert "unknownFutureValue" not in str(caught.value).split("Graph's are:")[1]
     assert isinstance(InvalidRequestError("x"), ValueError)
 
 
