@@ -3,6 +3,7 @@ round-robin HTTP proxy in front of several bot instances."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import os
@@ -157,8 +158,9 @@ class RedisServer:
 class RoundRobinProxy:
     """A load balancer on loopback: each request goes to the next backend in turn
     (path, query, headers and body as received); a backend that refuses the
-    connection is skipped for the next one. 502 when every backend refuses.
-    ``backends`` may be changed while it runs (an instance restarted on a new port)."""
+    connection is skipped for the next one. 502 when every backend refuses, or when
+    the backend that took a request drops it (it may have acted on it, so it is not
+    sent again). ``backends`` may be changed while it runs (an instance restarted on a new port)."""
 
     def __init__(self, backends: Sequence[str], *, timeout: float = 15.0) -> None:
         self.backends = list(backends)
@@ -168,6 +170,8 @@ class RoundRobinProxy:
         self.answered: dict[str, int] = dict.fromkeys(self.backends, 0)
         #: Times a backend refused the connection and the next one was tried.
         self.refused = 0
+        self.broken = 0
+        """Requests a backend took and then dropped (answered 502)."""
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.url = ""
@@ -209,4 +213,10 @@ class RoundRobinProxy:
                     return web.Response(status=answer.status, body=payload)
             except aiohttp.ClientConnectorError:
                 self.refused += 1
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                # The backend took the request and then went away (killed mid-request):
+                # it may have acted on it, so it is not sent to another one. 502, as a
+                # real proxy answers; Graph redelivers.
+                self.broken += 1
+                return web.Response(status=502, text="the backend dropped the request")
         return web.Response(status=502, text="no backend accepted the connection")
