@@ -455,7 +455,7 @@ class Relay:
                 else:
                     foreign.setdefault(self._adopter(owner), []).append(item)
         if foreign:
-            await self._forward(foreign)
+            await self._forward(host, foreign)
         return len(items)
 
     def _apply_local(self, host: FleetHost, item: Any) -> None:
@@ -525,23 +525,38 @@ class Relay:
                     self._owner_cache.popitem(last=False)
         return found
 
-    async def _forward(self, foreign: dict[str, list[Any]]) -> None:
+    async def _forward(self, host: FleetHost, foreign: dict[str, list[Any]]) -> None:
+        """XADD each owner's items to its inbox. ``NOMKSTREAM``: an owner whose inbox
+        does not exist is no instance of this fleet (every instance creates its inbox
+        when it starts, and a lost one's stays for its adopter). A validly signed body
+        can still name any instance in its ``clientContext`` or callback hint, so its
+        items are applied here instead (unmatched, and counted) and no stream is made
+        for the name: the number of streams stays the number of instances."""
         count = sum(map(len, foreign.values()))
         now = str(int(time.time() * 1000))
+        owners = list(foreign)
 
-        async def xadd_all() -> object:
+        async def xadd_all() -> list[object]:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for owner, items in foreign.items():
+                for owner in owners:
                     pipe.xadd(
                         self.keys.inbox(owner),
-                        {"b": dumps({"value": items}), "f": self.instance, "t": now},
+                        {"b": dumps({"value": foreign[owner]}), "f": self.instance, "t": now},
                         maxlen=self.stream_max_length,
                         approximate=True,
+                        nomkstream=True,
                     )
-                return await pipe.execute()
+                return await pipe.execute()  # type: ignore[no-any-return]
 
-        await self._guarded(xadd_all, count)
-        self.stats.forwarded_items += count
+        answers = await self._guarded(xadd_all, count)
+        for owner, entry_id in zip(owners, answers, strict=True):
+            items = foreign[owner]
+            if entry_id is None:
+                self.stats.stranger_items += len(items)
+                for item in items:
+                    self._apply_local(host, item)
+            else:
+                self.stats.forwarded_items += len(items)
 
     async def _guarded(self, command: Callable[[], Awaitable[T]], items: int) -> T:
         """A Redis command on the forwarding path: refused at once while the breaker

@@ -61,6 +61,9 @@ class RelayStats:
     local_items: int = 0
     #: Items handed to another instance's inbox (XADD before the webhook's 202).
     forwarded_items: int = 0
+    #: Items naming an owner that has no inbox in this fleet (a name no instance
+    #: runs under): applied here, where they are unmatched; no stream is created.
+    stranger_items: int = 0
     #: Items that could not be handed over (Redis unreachable, breaker open): 503.
     forward_failed: int = 0
     #: Inbox entries read and applied here (each one webhook body's items for us).

@@ -60,3 +60,43 @@ async def test_operations_resolve_on_their_issuer_whichever_instance_is_hit(
             assert left == []
         finally:
             await direct.aclose()
+
+
+async def test_items_naming_no_instance_of_the_fleet_make_no_stream(
+    redis_server: RedisServer,
+) -> None:
+    """A validly signed body may name any instance in an operation's clientContext or
+    in the callback hint: no inbox stream is created for a name no instance runs
+    under, so the number of streams stays the number of instances."""
+    async with AsyncExitStack() as stack:
+        emulator = await stack.enter_async_context(GraphEmulator(prompt_seconds=0.01))
+        a = await stack.enter_async_context(
+            instance(emulator, redis_server.url, "a", "https://bot.test/callback")
+        )
+        names = [f"ghost{n}" for n in range(20)]
+        body = {
+            "value": [
+                {
+                    "changeType": "deleted",
+                    "resourceUrl": f"/communications/calls/call-{n}/operations/op-{n}",
+                    "resourceData": {
+                        "@odata.type": "#microsoft.graph.playPromptOperation",
+                        "id": f"op-{n}",
+                        "status": "completed",
+                        "clientContext": f"{name}.1.{n}",
+                    },
+                }
+                for n, name in enumerate(names)
+            ]
+        }
+        assert await a.client.deliver(body, "ghost-hint") == len(names)
+        assert a.relay.stats.stranger_items == len(names)
+        assert a.relay.stats.forwarded_items == 0
+        # Applied here like any item nobody waits for: the bounded early buffer.
+        assert a.client.stats.early_buffered == len(names)
+        direct = aioredis.Redis.from_url(redis_server.url)
+        try:
+            streams = sorted(k.decode() for k in await direct.keys("gc:{test}:inbox:*"))
+            assert streams == ["gc:{test}:inbox:a"]
+        finally:
+            await direct.aclose()
