@@ -15,6 +15,7 @@ from fleet_support import instance
 
 from graphcomms import CommsClient, IdentitySet, InvitationParticipantInfo, MediaPrompt
 from graphcomms.fleet import IdentityTakenError, Recovery, Relay
+from graphcomms.fleet._store import GROUP
 from graphcomms.testing import (
     GraphEmulator,
     RedisServer,
@@ -58,10 +59,13 @@ async def test_foreign_items_go_to_the_owners_inbox_and_503_when_redis_is_away(
     async with bare(redis_server.url, "b", timeout=0.5, block=0.2, breaker_threshold=1) as b:
         receiver = NotificationReceiver(b, validate=False)
         assert receiver.relays
-        result = await receiver.accept_relayed(foreign_body("a"))
-        assert result.status == 202
         direct = aioredis.Redis.from_url(redis_server.url)
         try:
+            # Instance a has run (its inbox exists, as every instance makes it at start)
+            # and is away now: its items wait in its inbox.
+            await direct.xgroup_create("gc:{unit}:inbox:a", GROUP, id="0", mkstream=True)
+            result = await receiver.accept_relayed(foreign_body("a"))
+            assert result.status == 202
             entries = await direct.xrange("gc:{unit}:inbox:a")
             assert len(entries) == 1
             assert json.loads(entries[0][1][b"b"])["value"][0]["resourceData"]["clientContext"] == (
