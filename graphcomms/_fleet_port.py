@@ -115,6 +115,10 @@ class FleetHost:
         self._ingestor.stats.notifications += 1
         self._ingestor.apply(item)
 
+    def time_left(self, tracker: OperationTracker[Any]) -> float | None:
+        """Seconds until the tracker's own deadline; None if it has none."""
+        return self._registry.time_left(tracker)
+
     def owns_operation(self, operation_id: str | None, client_context: str | None) -> bool:
         """True if a tracker here is pending under this id or context, or finished
         work here remembers it."""
@@ -135,7 +139,8 @@ class FleetHost:
         remaining: float | None,
     ) -> OperationTracker[Any] | None:
         """Put a persisted pending operation back as a tracker marked ``recovered``;
-        ``None`` if it is already tracked here. Nothing is sent to Graph."""
+        ``None`` if it is already tracked here. Nothing is sent to Graph. Its deadline
+        is ``remaining`` seconds from now, else the client's ``operation_timeout``."""
         if self._registry.knows(operation_id, client_context):
             return None
         kind = getattr(ops, type_name, None)
@@ -152,7 +157,7 @@ class FleetHost:
         )
         tracker.recovered = True
         timeout = remaining if remaining is not None else self._operation_timeout
-        self._registry.expect(tracker, timeout=max(timeout, 0.001) if timeout else None)
+        self._registry.expect(tracker, timeout=None if timeout is None else max(timeout, 0.001))
         # Recovered work reads as silent: the next reconciliation pass asks Graph.
         self._registry.mark_silent(tracker)
         self._registry.bind(tracker, operation_id, snapshot)

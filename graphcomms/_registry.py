@@ -506,6 +506,14 @@ class OperationRegistry:
             client_context in self._by_context or self._finished.has_context(client_context)
         )
 
+    def time_left(self, tracker: Tracker) -> float | None:
+        """Seconds until ``tracker``'s own deadline, or None if it has none (a fleet
+        relay stores it, so that a recovered tracker keeps its deadline)."""
+        record = self._by_context.get(tracker.client_context)
+        if record is None or record.tracker is not tracker or record.deadline is None:
+            return None
+        return max(record.deadline.when() - asyncio.get_running_loop().time(), 0.0)
+
     def mark_silent(self, tracker: Tracker) -> None:
         """Treat ``tracker`` as not heard of for ages: the next reconciliation pass
         reads it back (a recovered tracker)."""
@@ -620,11 +628,17 @@ class OperationRegistry:
             return
         record.deadline = None
         self.stats.timed_out += 1
+        unconfirmed = (
+            " (recovered, but its previous process died before Graph answered the action:"
+            " Graph may never have received it)"
+            if tracker.recovered and tracker.operation_id is None
+            else ""
+        )
         self._finish(
             record,
             OperationTimeoutError(
                 f"operation {tracker.operation_id or tracker.client_context} on call "
-                f"{tracker.call_id} had no terminal status after {timeout} s",
+                f"{tracker.call_id} had no terminal status after {timeout:g} s{unconfirmed}",
                 operation=tracker.operation,
             ),
         )

@@ -91,11 +91,18 @@ class RecoveredOperation:
 
     ``tracker`` resolves as any tracker does (``tracker.recovered`` is True); ``tag``
     is what the bot tagged it with. Nothing was sent to Graph again.
+
+    ``confirmed`` is False when the previous process died after recording the action
+    but before Graph answered its POST: Graph may never have received it. Such a
+    tracker still resolves if a notification for it arrives; if none does, it fails
+    with ``OperationTimeoutError`` after the relay's ``unconfirmed_timeout``. A bot
+    may rather cancel it, or issue the step again, at once.
     """
 
     tracker: OperationTracker[Any]
     call: CallHandle
     tag: str | None
+    confirmed: bool = True
 
 
 @attrs.frozen
@@ -137,7 +144,10 @@ class Relay:
     - ``stream_max_length``: each inbox is capped (approximately) at this many
       entries; ``record_ttl``: seconds Redis keeps records nobody refreshes.
     - ``on_recovered``: ``fn(Recovery)``, sync or async, called after a restart or an
-      adoption gave work back.
+      adoption gave work back. A recovered tracker keeps the deadline it had.
+    - ``unconfirmed_timeout``: seconds a recovered operation that Graph had not yet
+      answered (``RecoveredOperation.confirmed`` is False) waits for a notification
+      before it fails with ``OperationTimeoutError``; None waits for its own deadline.
     - ``timeout``: seconds a Redis command may take; ``breaker_threshold`` errors in a
       row open the circuit breaker for ``breaker_cooldown`` seconds.
     """
@@ -154,6 +164,7 @@ class Relay:
         stream_max_length: int = 100_000,
         record_ttl: float = 86_400.0,
         on_recovered: RecoveryHook | None = None,
+        unconfirmed_timeout: float | None = 30.0,
         timeout: float = 2.0,
         block: float = 1.0,
         breaker_threshold: int = 3,
@@ -168,7 +179,11 @@ class Relay:
             raise ValueError("app must be 1-64 letters, digits, '_' or '-'")
         if not 0 < block < timeout:
             raise ValueError("block must be positive and shorter than timeout")
-        for name, value in (("lease", lease), ("adopt_after", adopt_after)):
+        for name, value in (
+            ("lease", lease),
+            ("adopt_after", adopt_after),
+            ("unconfirmed_timeout", 1.0 if unconfirmed_timeout is None else unconfirmed_timeout),
+        ):
             if not value > 0:
                 raise ValueError(f"{name} must be > 0")
         self.url = url
@@ -180,6 +195,7 @@ class Relay:
         self.stream_max_length = stream_max_length
         self.record_ttl = record_ttl
         self.on_recovered = on_recovered
+        self.unconfirmed_timeout = unconfirmed_timeout
         self.timeout = timeout
         self.block = block
         self.flush_interval = flush_interval
@@ -294,6 +310,7 @@ class Relay:
     def _mark_operation(self, tracker: OperationTracker[Any]) -> None:
         host = self._host
         snapshot = tracker.operation
+        left = host.time_left(tracker) if host is not None else None
         record = {
             "c": host.raw_call_id(tracker.call_id) if host is not None else tracker.call_id,
             "x": tracker.client_context,
@@ -301,6 +318,8 @@ class Relay:
             "t": type(snapshot).__name__,
             "s": None if snapshot.status is None else str(snapshot.status),
             "g": self._tags.get(tracker.client_context),
+            # The deadline as wall-clock time: a process's monotonic clock ends with it.
+            "d": None if left is None else round(time.time() + left, 3),
         }
         self._write("o:" + tracker.client_context, dumps(record))
 
@@ -857,13 +876,14 @@ class Relay:
         for field, record in decoded:
             if not field.startswith("o:"):
                 continue
+            confirmed = record.get("i") is not None
             tracker = host.restore_operation(
                 call_id=record["c"],
                 client_context=record["x"],
                 operation_id=record.get("i"),
                 type_name=record.get("t") or "CommsOperation",
                 status=record.get("s"),
-                remaining=None,
+                remaining=self._remaining(record.get("d"), confirmed),
             )
             if tracker is None:
                 continue
@@ -871,7 +891,7 @@ class Relay:
             if tag is not None:
                 self._tags[tracker.client_context] = tag
             handle = host.call_handle(record["c"])
-            operations.append(RecoveredOperation(tracker, handle, tag))
+            operations.append(RecoveredOperation(tracker, handle, tag, confirmed))
         self.stats.recovered_calls += len(calls)
         self.stats.recovered_operations += len(operations)
         return Recovery(
@@ -880,6 +900,16 @@ class Relay:
             calls=tuple(calls),
             operations=tuple(operations),
         )
+
+    def _remaining(self, deadline: Any, confirmed: bool) -> float | None:
+        """Seconds a recovered tracker has left: what its stored deadline leaves (none
+        stored: the client's ``operation_timeout``), at most ``unconfirmed_timeout``
+        for one Graph may never have received."""
+        left = max(deadline - time.time(), 0.0) if isinstance(deadline, (int, float)) else None
+        cap = None if confirmed else self.unconfirmed_timeout
+        if cap is not None and (left is None or cap < left):
+            return cap
+        return left
 
     def _announce(self, recovery: Recovery) -> None:
         host = self._host

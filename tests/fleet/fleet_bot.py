@@ -4,7 +4,8 @@ It serves its webhook on a loopback port, joins the fleet as ``--instance``, pla
 ``--calls`` calls through the emulator and plays ``--ops`` prompts on each, one after
 another, and writes one JSON line per event to ``--out``: ``ready`` (its URL), ``op``
 (an operation resolved on this instance: its clientContext, status, ``recovered``),
-``recovery``, ``hung_up``, ``done`` and, on SIGTERM, ``stats`` before it exits.
+``unconfirmed`` (a recovered operation Graph had not answered, and no notification
+came: its clientContext), ``recovery``, ``hung_up``, ``done`` and, on SIGTERM, ``stats`` before it exits.
 Recovered work (after a restart, or adopted) is awaited and recorded the same way;
 recovered calls are hung up once their recovered operations ended.
 """
@@ -29,6 +30,7 @@ from graphcomms import (
     MediaPrompt,
     TrackingSettings,
 )
+from graphcomms.errors import OperationTimeoutError
 from graphcomms.fleet import Recovery, Relay
 from graphcomms.webhook import (
     NotificationReceiver,
@@ -51,10 +53,17 @@ class Log:
         self._file.write(json.dumps(line) + "\n")
 
 
-async def record(log: Log, tracker: Any) -> None:
+async def record(log: Log, tracker: Any, *, confirmed: bool = True) -> None:
     try:
         op = await tracker.wait()
         status = str(op.status)
+    except OperationTimeoutError:
+        if confirmed:
+            raise
+        # Its previous life died before Graph answered the POST, and no notification
+        # came: Graph never got it (or the outcome died with that life).
+        log.write("unconfirmed", ctx=tracker.client_context)
+        return
     except Exception as exc:
         status = f"error:{type(exc).__name__}"
     log.write(
@@ -86,7 +95,9 @@ async def resume(log: Log, recovery: Recovery) -> None:
         operations=len(recovery.operations),
         calls=len(recovery.calls),
     )
-    await asyncio.gather(*(record(log, item.tracker) for item in recovery.operations))
+    await asyncio.gather(
+        *(record(log, item.tracker, confirmed=item.confirmed) for item in recovery.operations)
+    )
     for item in recovery.calls:
         if not item.call.ended:
             try:
@@ -115,6 +126,7 @@ async def main(args: argparse.Namespace) -> None:
         instance=args.instance,
         lease=args.lease,
         adopt_after=args.adopt_after,
+        unconfirmed_timeout=3.0,
         timeout=1.0,
         block=0.5,
         on_recovered=on_recovered,

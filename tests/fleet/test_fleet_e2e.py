@@ -216,6 +216,14 @@ async def check_end_state(
             assert len(again) <= 1, (ctx, events)
             if fresh and again:
                 assert fresh[0]["life"] < again[0]["life"] or adopted, (ctx, events)
+    # A recovered operation its previous life had not heard Graph answer, which then
+    # heard nothing: Graph never got it, or that life had already seen its outcome.
+    for event in fleet_.events():
+        if event["event"] == "unconfirmed":
+            ctx = event["ctx"]
+            assert ctx.split(".", 1)[0] == killed, event
+            earlier = [e for e in seen.get(ctx, []) if e["life"] < event["life"] or adopted]
+            assert ctx not in ops or earlier, (event, seen.get(ctx))
     # Nothing pending in any inbox, no records left for finished work.
     client = aioredis.Redis.from_url(fleet_.redis.url)
     try:

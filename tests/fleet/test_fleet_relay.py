@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -14,6 +15,7 @@ import redis.asyncio as aioredis
 from fleet_support import instance
 
 from graphcomms import CommsClient, IdentitySet, InvitationParticipantInfo, MediaPrompt
+from graphcomms.errors import OperationTimeoutError
 from graphcomms.fleet import IdentityTakenError, Recovery, Relay
 from graphcomms.fleet._store import GROUP
 from graphcomms.testing import (
@@ -246,3 +248,81 @@ async def test_a_survivor_adopts_a_lost_instances_work(redis_server: RedisServer
             assert await direct.hget("gc:{unit}:adopted", "lost.0") == b"b"
     finally:
         await direct.aclose()
+
+
+async def test_recovered_operations_keep_their_deadline_and_unconfirmed_ones_end(
+    redis_server: RedisServer,
+) -> None:
+    """A record holds the tracker's deadline as wall-clock time; one without an
+    operation id (its process died before Graph answered the POST) is unconfirmed:
+    with no notification it fails after ``unconfirmed_timeout``, not never."""
+    now = time.time()
+
+    def record(ctx: str, op_id: str | None, deadline: float | None) -> str:
+        fields = {"c": CALL, "x": ctx, "i": op_id, "t": "PlayPromptOperation", "s": "running"}
+        return json.dumps({**fields, "g": None, "d": deadline})
+
+    direct = aioredis.Redis.from_url(redis_server.url)
+    await direct.hset(
+        "gc:{unit}:state:r",
+        mapping={
+            "o:r.0.unsent": record("r.0.unsent", None, None),
+            "o:r.0.due": record("r.0.due", "op-due", now + 0.4),
+            "o:r.0.open": record("r.0.open", "op-open", None),
+            "o:r.0.late": record("r.0.late", None, now + 600),
+        },
+    )
+    recoveries: list[Recovery] = []
+    try:
+        async with bare(
+            redis_server.url, "r", unconfirmed_timeout=0.3, on_recovered=recoveries.append
+        ):
+            for _ in range(100):
+                if recoveries:
+                    break
+                await asyncio.sleep(0.02)
+            [recovery] = recoveries
+            ops = {op.tracker.client_context: op for op in recovery.operations}
+            assert {ctx: op.confirmed for ctx, op in ops.items()} == {
+                "r.0.unsent": False,
+                "r.0.due": True,
+                "r.0.open": True,
+                "r.0.late": False,
+            }
+            with pytest.raises(OperationTimeoutError, match="may never have received"):
+                await ops["r.0.unsent"].tracker.wait(timeout=5)
+            with pytest.raises(OperationTimeoutError, match="after 0.3 s"):
+                await ops["r.0.late"].tracker.wait(timeout=5)
+            with pytest.raises(OperationTimeoutError) as due:
+                await ops["r.0.due"].tracker.wait(timeout=5)
+            assert "may never" not in str(due.value)
+            assert time.time() - now >= 0.35
+            # No deadline stored, none configured: it still waits for Graph.
+            assert not ops["r.0.open"].tracker.done()
+    finally:
+        await direct.aclose()
+
+
+async def test_a_record_holds_the_trackers_deadline(redis_server: RedisServer) -> None:
+    async with AsyncExitStack() as stack:
+        emulator = await stack.enter_async_context(GraphEmulator(prompt_seconds=30.0))
+        proxy = await stack.enter_async_context(RoundRobinProxy([]))
+        a = await stack.enter_async_context(
+            instance(emulator, redis_server.url, "a", proxy.url + "/callback")
+        )
+        proxy.backends.append(a.url)
+        call = await a.client.create_call(targets=[TARGET])
+        await call.wait_for_state("established", timeout=10)
+        started = time.time()
+        tracker = await call.play_prompt([PROMPT], timeout=120)
+        untimed = await call.play_prompt([PROMPT])
+        await a.relay._flush()
+        direct = aioredis.Redis.from_url(redis_server.url)
+        try:
+            stored = await direct.hgetall("gc:{test}:state:a")
+        finally:
+            await direct.aclose()
+        timed = json.loads(stored[f"o:{tracker.client_context}".encode()])
+        assert timed["i"] == tracker.operation_id
+        assert started + 119 <= timed["d"] <= time.time() + 120
+        assert json.loads(stored[f"o:{untimed.client_context}".encode()])["d"] is None
