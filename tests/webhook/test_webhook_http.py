@@ -453,8 +453,14 @@ async def read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
 
 
 async def until_closed(reader: asyncio.StreamReader) -> bytes:
-    """What is left to read when the server closes the connection (within 5 s)."""
-    return await asyncio.wait_for(reader.read(), 5)
+    """What is left to read when the server closes the connection (within 5 s).
+
+    A server that closes while our bytes are still unread in its socket (uvicorn has
+    no lingering close) makes the kernel send a reset: closed too, with nothing left."""
+    try:
+        return await asyncio.wait_for(reader.read(), 5)
+    except ConnectionResetError:
+        return b""
 
 
 Headers = Callable[[dict[str, SigningKey]], dict[str, str]]
