@@ -291,7 +291,7 @@ async def test_recovered_operations_keep_their_deadline_and_unconfirmed_ones_end
             }
             with pytest.raises(OperationTimeoutError, match="may never have received"):
                 await ops["r.0.unsent"].tracker.wait(timeout=5)
-            with pytest.raises(OperationTimeoutError, match="after 0.3 s"):
+            with pytest.raises(OperationTimeoutError, match=r"after 0\.3 s"):
                 await ops["r.0.late"].tracker.wait(timeout=5)
             with pytest.raises(OperationTimeoutError) as due:
                 await ops["r.0.due"].tracker.wait(timeout=5)
