@@ -4,7 +4,7 @@
 
     GraphCommsError
     ├── ClientClosedError            the client was closed; pending trackers fail with it too
-    ├── RelayUnavailableError        a fleet relay could not hand items to their owner
+    ├── RelayUnavailableError        a fleet relay could not reach Redis (at start, or to forward)
     ├── InvalidRequestError          refused before sending (also ValueError)
     ├── TokenAcquisitionError        the token provider failed: nothing was sent
     ├── TransportError               no usable HTTP response (wraps aiohttp errors)
@@ -99,10 +99,12 @@ class TokenAcquisitionError(GraphCommsError):
 
 
 class RelayUnavailableError(GraphCommsError):
-    """A fleet relay could not hand notification items to the instance that owns
-    them (its store is unreachable or its circuit breaker is open). This instance's
-    own items were applied; the webhook answers 503 so that the platform may
-    redeliver."""
+    """A fleet relay could not reach its store (Redis).
+
+    From ``client.deliver`` (the webhook): it could not hand notification items to the
+    instance that owns them (Redis unreachable, or its circuit breaker open). This
+    instance's own items were applied; the webhook answers 503 so that the platform
+    may redeliver. From opening the client: the instance could not join the fleet."""
 
 
 class TransportError(GraphCommsError):

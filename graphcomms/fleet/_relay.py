@@ -362,6 +362,28 @@ class Relay:
         )
         self._renew = self._redis.register_script(_RENEW)
         self._release = self._redis.register_script(_RELEASE)
+        try:
+            records = await self._join()
+        except _REDIS_ERRORS as exc:
+            # Without Redis an instance cannot know whether another process holds its
+            # identity, nor get its work back: it does not start (an orchestrator
+            # restarts it), and says so in the library's terms.
+            raise RelayUnavailableError(
+                f"fleet instance {self.instance!r} cannot start: Redis at "
+                f"{_where(self.url)} did not answer ({type(exc).__name__}: {exc})"
+            ) from exc
+        recovery = self._restore(records, adopted_from=None)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._read_inbox(), name="graphcomms-fleet-inbox"),
+            loop.create_task(self._flush_forever(), name="graphcomms-fleet-flush"),
+            loop.create_task(self._heartbeat_forever(), name="graphcomms-fleet-heartbeat"),
+        ]
+        if recovery is not None:
+            self._announce(recovery)
+
+    async def _join(self) -> Mapping[Any, Any]:
+        """Take the identity, join the fleet; this instance's records from Redis."""
         await self._take_identity()
         keys = self.keys
         generation = await self._redis.get(keys.generation(self.instance))
@@ -372,16 +394,8 @@ class Relay:
             name = stream.decode() if isinstance(stream, bytes) else str(stream)
             if name not in self._inboxes:
                 self._inboxes.append(name)
-        records = await self._redis.hgetall(keys.state(self.instance))
-        recovery = self._restore(records, adopted_from=None)
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._read_inbox(), name="graphcomms-fleet-inbox"),
-            loop.create_task(self._flush_forever(), name="graphcomms-fleet-flush"),
-            loop.create_task(self._heartbeat_forever(), name="graphcomms-fleet-heartbeat"),
-        ]
-        if recovery is not None:
-            self._announce(recovery)
+        records: Mapping[Any, Any] = await self._redis.hgetall(keys.state(self.instance))
+        return records
 
     async def aclose(self) -> None:
         if self._closed:
@@ -930,6 +944,15 @@ class Relay:
         for call in recovery.calls:
             if not call.call.ended:
                 await host.refresh_call(call.call)
+
+
+def _where(url: str) -> str:
+    """Where ``url`` points, for a message: no user, password or query (which may
+    hold a password too)."""
+    parsed = URL(url)
+    if parsed.host is not None:
+        return f"{parsed.scheme}://{parsed.host}:{parsed.port}"
+    return f"{parsed.scheme}://{parsed.path}"
 
 
 def _text(value: Any) -> str:

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from fleet_support import instance
 
 from graphcomms import CommsClient, IdentitySet, InvitationParticipantInfo, MediaPrompt
-from graphcomms.errors import OperationTimeoutError
+from graphcomms.errors import OperationTimeoutError, RelayUnavailableError
 from graphcomms.fleet import IdentityTakenError, Recovery, Relay
 from graphcomms.fleet._store import GROUP
 from graphcomms.testing import (
@@ -326,3 +326,27 @@ async def test_a_record_holds_the_trackers_deadline(redis_server: RedisServer) -
         assert timed["i"] == tracker.operation_id
         assert started + 119 <= timed["d"] <= time.time() + 120
         assert json.loads(stored[f"o:{untimed.client_context}".encode()])["d"] is None
+
+
+async def test_an_instance_that_cannot_reach_redis_does_not_start(
+    redis_server: RedisServer,
+) -> None:
+    """Refused or stalled, Redis at start is a ``RelayUnavailableError`` that names
+    where (never the password), and the client it was to open is closed again."""
+    with pytest.raises(RelayUnavailableError) as refused:
+        async with bare("redis://bot:s3cret@127.0.0.1:1/0", "a"):
+            pass
+    assert "127.0.0.1:1" in str(refused.value)
+    assert "s3cret" not in str(refused.value)
+    assert "'a' cannot start" in str(refused.value)
+
+    redis_server.pause()
+    try:
+        with pytest.raises(RelayUnavailableError, match="TimeoutError"):
+            async with bare(redis_server.url, "b", timeout=0.3, block=0.1):
+                pass
+    finally:
+        redis_server.resume()
+    # Nothing of that try holds the identity: it starts at once now.
+    async with bare(redis_server.url, "b", lock_wait=0.1):
+        pass
