@@ -38,15 +38,26 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import attrs
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 from yarl import URL
 
 from graphcomms._fleet_port import FleetHost
-from graphcomms._json import dumps, loads
+from graphcomms._json import dumps
 from graphcomms._routing import ResourceKind, normalize_id, parse_resource_path
 from graphcomms.errors import ClientClosedError, DeserializationError, RelayUnavailableError
+from graphcomms.fleet._records import (
+    CALL,
+    OPERATION,
+    CallRecord,
+    IdentityTakenError,
+    OperationRecord,
+    RecoveredCall,
+    RecoveredOperation,
+    Recovery,
+    call_keys,
+    decode,
+)
 from graphcomms.fleet._store import GROUP, Breaker, Keys, RelayStats
 from graphcomms.webhook._receiver import HINT_PARAM
 
@@ -79,49 +90,6 @@ return 0
 """
 
 _tag: contextvars.ContextVar[str | None] = contextvars.ContextVar("graphcomms_fleet_tag")
-
-
-class IdentityTakenError(RuntimeError):
-    """Another process holds this instance identity and did not give it up in time."""
-
-
-@attrs.frozen
-class RecoveredOperation:
-    """A pending operation recovered after a restart, or adopted from a lost instance.
-
-    ``tracker`` resolves as any tracker does (``tracker.recovered`` is True); ``tag``
-    is what the bot tagged it with. Nothing was sent to Graph again.
-
-    ``confirmed`` is False when the previous process died after recording the action
-    but before Graph answered its POST: Graph may never have received it. Such a
-    tracker still resolves if a notification for it arrives; if none does, it fails
-    with ``OperationTimeoutError`` after the relay's ``unconfirmed_timeout``. A bot
-    may rather cancel it, or issue the step again, at once.
-    """
-
-    tracker: OperationTracker[Any]
-    call: CallHandle
-    tag: str | None
-    confirmed: bool = True
-
-
-@attrs.frozen
-class RecoveredCall:
-    """A call this instance owned (or adopted), back as a handle (``recovered``)."""
-
-    call: CallHandle
-    tag: str | None
-
-
-@attrs.frozen
-class Recovery:
-    """What one recovery gave back: after a restart (``adopted_from`` is None) or the
-    adoption of a lost instance's work."""
-
-    instance: str
-    adopted_from: str | None
-    calls: tuple[RecoveredCall, ...]
-    operations: tuple[RecoveredOperation, ...]
 
 
 RecoveryHook = Callable[[Recovery], Any]
@@ -294,7 +262,7 @@ class Relay:
     def operation_finished(self, tracker: OperationTracker[Any]) -> None:
         ctx = tracker.client_context
         self._tags.pop(ctx, None)
-        self._write("o:" + ctx, None)
+        self._write(OPERATION + ctx, None)
 
     def call_owned(self, handle: CallHandle) -> None:
         self._mark_call(handle)
@@ -304,33 +272,32 @@ class Relay:
     def call_ended(self, key: str) -> None:
         self._tags.pop(key, None)
         self._owner_cache.pop(key, None)
-        self._write("c:" + key, None)
+        self._write(CALL + key, None)
         self._owners_dirty[key] = None
 
     def _mark_operation(self, tracker: OperationTracker[Any]) -> None:
         host = self._host
         snapshot = tracker.operation
         left = host.time_left(tracker) if host is not None else None
-        record = {
-            "c": host.raw_call_id(tracker.call_id) if host is not None else tracker.call_id,
-            "x": tracker.client_context,
-            "i": tracker.operation_id,
-            "t": type(snapshot).__name__,
-            "s": None if snapshot.status is None else str(snapshot.status),
-            "g": self._tags.get(tracker.client_context),
-            # The deadline as wall-clock time: a process's monotonic clock ends with it.
-            "d": None if left is None else round(time.time() + left, 3),
-        }
-        self._write("o:" + tracker.client_context, dumps(record))
+        record = OperationRecord(
+            call_id=host.raw_call_id(tracker.call_id) if host is not None else tracker.call_id,
+            client_context=tracker.client_context,
+            operation_id=tracker.operation_id,
+            type_name=type(snapshot).__name__,
+            status=None if snapshot.status is None else str(snapshot.status),
+            tag=self._tags.get(tracker.client_context),
+            deadline=None if left is None else round(time.time() + left, 3),
+        )
+        self._write(record.field, record.encode())
 
     def _mark_call(self, handle: CallHandle) -> None:
         state = handle.state
-        record = {
-            "i": handle.id,
-            "s": None if state is None else str(state),
-            "g": self._tags.get(handle.key),
-        }
-        self._write("c:" + handle.key, dumps(record))
+        record = CallRecord(
+            call_id=handle.id,
+            state=None if state is None else str(state),
+            tag=self._tags.get(handle.key),
+        )
+        self._write(CALL + handle.key, record.encode())
 
     def _write(self, field: str, record: bytes | None) -> None:
         dirty = self._dirty
@@ -848,7 +815,7 @@ class Relay:
         self._owner_cache.clear()
         self.stats.adoptions += 1
         recovery = self._restore(records, adopted_from=lost)
-        for key in [_text(f)[2:] for f in records if _text(f).startswith("c:")]:
+        for key in call_keys(records):
             self._owners_dirty[key] = self.instance
         self._wake.set()
         if inbox not in self._inboxes:
@@ -866,46 +833,32 @@ class Relay:
         assert host is not None
         if not records:
             return None
-        decoded: list[tuple[str, dict[str, Any]]] = []
-        for field, value in records.items():
-            try:
-                record = loads(value)
-                needs = ("c", "x") if _text(field).startswith("o:") else ("i",)
-                if isinstance(record, dict) and all(isinstance(record.get(k), str) for k in needs):
-                    decoded.append((_text(field), record))
-                    continue
-            except ValueError:
-                pass
-            self.stats.bad_records += 1
-            _log.warning("instance %s: an unreadable record was skipped", self.instance)
+        call_records, operation_records, bad = decode(records)
+        if bad:
+            self.stats.bad_records += bad
+            _log.warning("instance %s: %d unreadable records skipped", self.instance, bad)
         calls: list[RecoveredCall] = []
         operations: list[RecoveredOperation] = []
-        for field, record in decoded:
-            if field.startswith("c:"):
-                handle = host.restore_call(record["i"], record.get("s"))
-                tag = record.get("g")
-                if tag is not None:
-                    self._tags[handle.key] = tag
-                calls.append(RecoveredCall(handle, tag))
-        for field, record in decoded:
-            if not field.startswith("o:"):
-                continue
-            confirmed = record.get("i") is not None
+        for call_record in call_records:
+            handle = host.restore_call(call_record.call_id, call_record.state)
+            if call_record.tag is not None:
+                self._tags[handle.key] = call_record.tag
+            calls.append(RecoveredCall(handle, call_record.tag))
+        for record in operation_records:
             tracker = host.restore_operation(
-                call_id=record["c"],
-                client_context=record["x"],
-                operation_id=record.get("i"),
-                type_name=record.get("t") or "CommsOperation",
-                status=record.get("s"),
-                remaining=self._remaining(record.get("d"), confirmed),
+                call_id=record.call_id,
+                client_context=record.client_context,
+                operation_id=record.operation_id,
+                type_name=record.type_name,
+                status=record.status,
+                remaining=self._remaining(record),
             )
             if tracker is None:
                 continue
-            tag = record.get("g")
-            if tag is not None:
-                self._tags[tracker.client_context] = tag
-            handle = host.call_handle(record["c"])
-            operations.append(RecoveredOperation(tracker, handle, tag, confirmed))
+            if record.tag is not None:
+                self._tags[tracker.client_context] = record.tag
+            handle = host.call_handle(record.call_id)
+            operations.append(RecoveredOperation(tracker, handle, record.tag, record.confirmed))
         self.stats.recovered_calls += len(calls)
         self.stats.recovered_operations += len(operations)
         return Recovery(
@@ -915,12 +868,12 @@ class Relay:
             operations=tuple(operations),
         )
 
-    def _remaining(self, deadline: Any, confirmed: bool) -> float | None:
+    def _remaining(self, record: OperationRecord) -> float | None:
         """Seconds a recovered tracker has left: what its stored deadline leaves (none
         stored: the client's ``operation_timeout``), at most ``unconfirmed_timeout``
         for one Graph may never have received."""
-        left = max(deadline - time.time(), 0.0) if isinstance(deadline, (int, float)) else None
-        cap = None if confirmed else self.unconfirmed_timeout
+        left = record.time_left()
+        cap = None if record.confirmed else self.unconfirmed_timeout
         if cap is not None and (left is None or cap < left):
             return cap
         return left
