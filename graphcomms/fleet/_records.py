@@ -37,6 +37,7 @@ __all__ = [
     "RecoveredOperation",
     "Recovery",
     "decode",
+    "encode_operation",
 ]
 
 #: Field prefixes in the state hash.
@@ -69,17 +70,41 @@ class OperationRecord:
         return max(self.deadline - (time.time() if now is None else now), 0.0)
 
     def encode(self) -> bytes:
-        return dumps(
-            {
-                "c": self.call_id,
-                "x": self.client_context,
-                "i": self.operation_id,
-                "t": self.type_name,
-                "s": self.status,
-                "g": self.tag,
-                "d": self.deadline,
-            }
+        return encode_operation(
+            call_id=self.call_id,
+            client_context=self.client_context,
+            operation_id=self.operation_id,
+            type_name=self.type_name,
+            status=self.status,
+            tag=self.tag,
+            deadline=self.deadline,
         )
+
+
+def encode_operation(
+    *,
+    call_id: str,
+    client_context: str,
+    operation_id: str | None,
+    type_name: str,
+    status: str | None,
+    tag: str | None,
+    deadline: float | None,
+) -> bytes:
+    """An operation's record, as :meth:`OperationRecord.encode` writes it. The relay
+    writes one twice per action, so it does not build the object first. ``status``
+    may be an ``OperationStatus``: a ``str``, written as its wire value."""
+    return dumps(
+        {
+            "c": call_id,
+            "x": client_context,
+            "i": operation_id,
+            "t": type_name,
+            "s": status,
+            "g": tag,
+            "d": deadline,
+        }
+    )
 
 
 @attrs.frozen

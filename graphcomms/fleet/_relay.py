@@ -57,6 +57,7 @@ from graphcomms.fleet._records import (
     Recovery,
     call_keys,
     decode,
+    encode_operation,
 )
 from graphcomms.fleet._store import GROUP, Breaker, Keys, RelayStats
 from graphcomms.webhook._receiver import HINT_PARAM
@@ -278,17 +279,18 @@ class Relay:
     def _mark_operation(self, tracker: OperationTracker[Any]) -> None:
         host = self._host
         snapshot = tracker.operation
+        ctx = tracker.client_context
         left = host.time_left(tracker) if host is not None else None
-        record = OperationRecord(
+        record = encode_operation(
             call_id=host.raw_call_id(tracker.call_id) if host is not None else tracker.call_id,
-            client_context=tracker.client_context,
+            client_context=ctx,
             operation_id=tracker.operation_id,
             type_name=type(snapshot).__name__,
-            status=None if snapshot.status is None else str(snapshot.status),
-            tag=self._tags.get(tracker.client_context),
+            status=snapshot.status,
+            tag=self._tags.get(ctx),
             deadline=None if left is None else round(time.time() + left, 3),
         )
-        self._write(record.field, record.encode())
+        self._write(OPERATION + ctx, record)
 
     def _mark_call(self, handle: CallHandle) -> None:
         state = handle.state

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import json
 
-from graphcomms.fleet._records import CallRecord, OperationRecord, call_keys, decode
+from graphcomms.fleet._records import (
+    CallRecord,
+    OperationRecord,
+    call_keys,
+    decode,
+    encode_operation,
+)
+from graphcomms.models import OperationStatus
 
 OP = OperationRecord(
     call_id="421f1100-ff14-4e46-8f56-2e1a6b6e2c5f",
@@ -61,3 +68,19 @@ def test_unreadable_records_are_counted_and_odd_values_ignored() -> None:
     assert bad == 5
     assert calls == []
     assert operations == [OperationRecord("call", "f", None, "CommsOperation", None, None, None)]
+
+
+def test_a_status_member_is_written_as_its_wire_value() -> None:
+    written = encode_operation(
+        call_id="c",
+        client_context="x",
+        operation_id="i",
+        type_name="PlayPromptOperation",
+        status=OperationStatus.RUNNING,
+        tag=None,
+        deadline=None,
+    )
+    assert json.loads(written)["s"] == "running"
+    [record] = decode({"o:x": written})[1]
+    assert record.status == "running"
+    assert type(record.status) is str
