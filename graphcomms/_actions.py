@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -191,9 +192,12 @@ class ActionSender:
         )
         self._registry.expect(tracker, timeout=timeout)
         tracing = self._tracing
+        # The deadline as wall-clock time, for a fleet relay's record (a process's
+        # monotonic clock ends with it).
+        deadline = None if fleet is None or timeout is None else time.time() + timeout
         try:
             if fleet is not None:
-                stored = fleet.operation_registered(tracker)
+                stored = fleet.operation_registered(tracker, call_id=call.id, deadline=deadline)
                 if stored is not None:
                     await stored
             if tracing is None:
@@ -230,7 +234,7 @@ class ActionSender:
             )
         self._registry.bind(tracker, op_id, snapshot)
         if fleet is not None and not tracker.done():
-            fleet.operation_bound(tracker)
+            fleet.operation_bound(tracker, call_id=call.id, deadline=deadline)
         return tracker
 
     @staticmethod

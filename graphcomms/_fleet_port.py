@@ -50,12 +50,20 @@ class FleetPort(Protocol):
         """``url`` naming this instance (the affinity hint Graph echoes back)."""
         ...
 
-    def operation_registered(self, tracker: OperationTracker[Any]) -> Awaitable[None] | None:
+    def operation_registered(
+        self, tracker: OperationTracker[Any], *, call_id: str, deadline: float | None
+    ) -> Awaitable[None] | None:
         """A tracker is registered, its POST not yet sent: the sender awaits what
-        this returns (the record stored, within a bound) before sending."""
+        this returns (the record stored, within a bound) before sending. ``call_id``
+        is the call's id as Graph spells it; ``deadline`` the tracker's own, as
+        wall-clock seconds (``time.time()``), or None."""
         ...
 
-    def operation_bound(self, tracker: OperationTracker[Any]) -> None: ...
+    def operation_bound(
+        self, tracker: OperationTracker[Any], *, call_id: str, deadline: float | None
+    ) -> None:
+        """Graph answered the action: the tracker has its operation id."""
+        ...
 
     def operation_finished(self, tracker: OperationTracker[Any]) -> None: ...
 

@@ -30,13 +30,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import enum
 import logging
 import os
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -90,7 +91,36 @@ end
 return 0
 """
 
+# Write-behind records, in one argument: {field: record, or null to delete it}. Redis
+# reads it with its own JSON decoder, in C; sent as HSET arguments instead, redis-py
+# packs every field and record in Python, which was most of what the relay cost an
+# action. The TTL is refreshed only on a hash that still exists.
+_STORE = """
+for field, record in pairs(cjson.decode(ARGV[2])) do
+  if record == cjson.null then
+    redis.call('HDEL', KEYS[1], field)
+  else
+    redis.call('HSET', KEYS[1], field, record)
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return 0
+"""
+# Records per script call: one call holds Redis for well under a millisecond.
+_STORE_CHUNK = 500
+
 _tag: contextvars.ContextVar[str | None] = contextvars.ContextVar("graphcomms_fleet_tag")
+
+
+class _Unknown(enum.Enum):
+    """``_mark_operation``'s "look the deadline up" (None means "none")."""
+
+    UNKNOWN = 0
+
+
+_UNKNOWN: Final = _Unknown.UNKNOWN
 
 
 RecoveryHook = Callable[[Recovery], Any]
@@ -185,6 +215,8 @@ class Relay:
         self._wake = asyncio.Event()
         # Resolved by the flush that stores what is dirty now: actions await it.
         self._next_flush: asyncio.Future[None] | None = None
+        # Set while the flusher waits to batch write-behind records.
+        self._hurry: asyncio.Future[None] | None = None
         self._waiting_actions = 0
         self._tags: dict[str, str] = {}
         self._adopted: dict[str, str] = {}
@@ -237,11 +269,13 @@ class Relay:
     def hinted_callback(self, url: str) -> str:
         return str(URL(url).update_query({HINT_PARAM: self.instance}))
 
-    def operation_registered(self, tracker: OperationTracker[Any]) -> Awaitable[None] | None:
+    def operation_registered(
+        self, tracker: OperationTracker[Any], *, call_id: str, deadline: float | None
+    ) -> Awaitable[None] | None:
         tag = _tag.get(None)
         if tag is not None:
             self._tags[tracker.client_context] = tag
-        self._mark_operation(tracker)
+        self._mark_operation(tracker, call_id, deadline)
         if self._closed or self._host is None:
             return None
         if self._breaker.open:
@@ -254,11 +288,15 @@ class Relay:
         if stored is None:
             stored = self._next_flush = asyncio.get_running_loop().create_future()
             self._wake.set()
+            if self._hurry is not None:
+                _settle(self._hurry)  # the flusher was waiting to batch: go now
         self._waiting_actions += 1
         return stored
 
-    def operation_bound(self, tracker: OperationTracker[Any]) -> None:
-        self._mark_operation(tracker)
+    def operation_bound(
+        self, tracker: OperationTracker[Any], *, call_id: str, deadline: float | None
+    ) -> None:
+        self._mark_operation(tracker, call_id, deadline)
 
     def operation_finished(self, tracker: OperationTracker[Any]) -> None:
         ctx = tracker.client_context
@@ -276,19 +314,30 @@ class Relay:
         self._write(CALL + key, None)
         self._owners_dirty[key] = None
 
-    def _mark_operation(self, tracker: OperationTracker[Any]) -> None:
+    def _mark_operation(
+        self,
+        tracker: OperationTracker[Any],
+        call_id: str | None = None,
+        deadline: float | _Unknown | None = _UNKNOWN,
+    ) -> None:
+        """Write ``tracker``'s record. The sender passes the raw call id and the
+        deadline (twice per action); a tag set later looks them up."""
         host = self._host
+        if call_id is None:
+            call_id = host.raw_call_id(tracker.call_id) if host is not None else tracker.call_id
+        if isinstance(deadline, _Unknown):
+            left = host.time_left(tracker) if host is not None else None
+            deadline = None if left is None else time.time() + left
         snapshot = tracker.operation
         ctx = tracker.client_context
-        left = host.time_left(tracker) if host is not None else None
         record = encode_operation(
-            call_id=host.raw_call_id(tracker.call_id) if host is not None else tracker.call_id,
+            call_id=call_id,
             client_context=ctx,
             operation_id=tracker.operation_id,
             type_name=type(snapshot).__name__,
             status=snapshot.status,
             tag=self._tags.get(ctx),
-            deadline=None if left is None else round(time.time() + left, 3),
+            deadline=None if deadline is None else round(deadline, 3),
         )
         self._write(OPERATION + ctx, record)
 
@@ -331,6 +380,7 @@ class Relay:
         )
         self._renew = self._redis.register_script(_RENEW)
         self._release = self._redis.register_script(_RELEASE)
+        self._store_records = self._redis.register_script(_STORE)
         try:
             records = await self._join()
         except _REDIS_ERRORS as exc:
@@ -664,7 +714,7 @@ class Relay:
         while not self._closed:
             await self._wake.wait()
             if self._next_flush is None:
-                await asyncio.sleep(self.flush_interval)
+                await self._delay(self.flush_interval)
             self._wake.clear()
             # What is dirty now is what `waiting`'s actions wrote: taken together, with
             # no await between (a later action waits for the next round).
@@ -688,6 +738,19 @@ class Relay:
                 if waiting is not None and not waiting.done():
                     waiting.set_result(None)
 
+    async def _delay(self, seconds: float) -> None:
+        """Wait ``seconds`` to batch write-behind records, or less: an action that
+        starts waiting for its record ends the wait (it must not wait out the delay
+        before its POST)."""
+        loop = asyncio.get_running_loop()
+        hurry = self._hurry = loop.create_future()
+        timer = loop.call_later(seconds, _settle, hurry)
+        try:
+            await hurry
+        finally:
+            timer.cancel()
+            self._hurry = None
+
     async def _flush(self) -> None:
         await self._store(*self._take())
 
@@ -703,20 +766,21 @@ class Relay:
         state = self.keys.state(self.instance)
         ttl = int(self.record_ttl)
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                written = {f: r for f, r in dirty.items() if r is not None}
-                gone = [f for f, r in dirty.items() if r is None]
-                if written:
-                    pipe.hset(state, mapping=written)
-                    pipe.expire(state, ttl)
-                if gone:
-                    pipe.hdel(state, *gone)
-                for key, owner in owners.items():
-                    if owner is None:
-                        pipe.delete(self.keys.call(key))
-                    else:
-                        pipe.set(self.keys.call(key), owner, ex=ttl)
-                await pipe.execute()
+            fields = list(dirty.items())
+            for start in range(0, len(fields), _STORE_CHUNK):
+                chunk = {
+                    field: None if record is None else record.decode()
+                    for field, record in fields[start : start + _STORE_CHUNK]
+                }
+                await self._store_records(keys=[state], args=[ttl, dumps(chunk)])
+            if owners:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key, owner in owners.items():
+                        if owner is None:
+                            pipe.delete(self.keys.call(key))
+                        else:
+                            pipe.set(self.keys.call(key), owner, ex=ttl)
+                    await pipe.execute()
         except asyncio.CancelledError:
             self._put_back(dirty, owners)
             raise
@@ -899,6 +963,11 @@ class Relay:
         for call in recovery.calls:
             if not call.call.ended:
                 await host.refresh_call(call.call)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _where(url: str) -> str:

@@ -351,3 +351,26 @@ async def test_an_instance_that_cannot_reach_redis_does_not_start(
     # Nothing of that try holds the identity: it starts at once now.
     async with bare(redis_server.url, "b", lock_wait=0.1):
         pass
+
+
+async def test_an_action_does_not_wait_for_the_write_behind_delay(
+    redis_server: RedisServer,
+) -> None:
+    """An action's record is stored at once, even when the flusher was already
+    waiting ``flush_interval`` to batch write-behind records (a call's state, a
+    previous action's operation id): it used to wait out that delay before its POST."""
+    async with AsyncExitStack() as stack:
+        emulator = await stack.enter_async_context(GraphEmulator(prompt_seconds=30.0))
+        proxy = await stack.enter_async_context(RoundRobinProxy([]))
+        a = await stack.enter_async_context(
+            instance(emulator, redis_server.url, "a", proxy.url + "/callback", flush_interval=30)
+        )
+        proxy.backends.append(a.url)
+        call = await a.client.create_call(targets=[TARGET])
+        await call.wait_for_state("established", timeout=10)
+        for _ in range(3):
+            # Each answer writes the operation id behind: the flusher is in its delay
+            # when the next action asks for its record.
+            tracker = await asyncio.wait_for(call.play_prompt([PROMPT]), 5)
+            assert tracker.operation_id is not None
+        assert a.relay.stats.persist_late == 0
