@@ -343,7 +343,7 @@ async def test_an_instance_that_cannot_reach_redis_does_not_start(
     redis_server.pause()
     try:
         # (redis-py 5.0 says ConnectionError "Timeout reading", later ones TimeoutError.)
-        with pytest.raises(RelayUnavailableError, match="'b' cannot start.*did not answer"):
+        with pytest.raises(RelayUnavailableError, match=r"'b' cannot start.*did not answer"):
             async with bare(redis_server.url, "b", timeout=0.3, block=0.1):
                 pass
     finally:
