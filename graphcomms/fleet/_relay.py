@@ -148,7 +148,14 @@ class Relay:
       answered (``RecoveredOperation.confirmed`` is False) waits for a notification
       before it fails with ``OperationTimeoutError``; None waits for its own deadline.
     - ``timeout``: seconds a Redis command may take; ``breaker_threshold`` errors in a
-      row open the circuit breaker for ``breaker_cooldown`` seconds.
+      row open the circuit breaker for ``breaker_cooldown`` seconds; ``block``: seconds
+      the inbox reader's blocking read waits (shorter than ``timeout``).
+    - ``flush_interval``: seconds write-behind records (an operation's id, a call's
+      state, an end) wait to be written together; an action's own record, stored
+      before its POST, never waits for it.
+    - ``max_pending_writes``: records waiting to be written at most (more are dropped
+      and counted in ``stats.persist_dropped``); ``owner_cache_size``: call owners
+      remembered from look-ups.
     """
 
     def __init__(
