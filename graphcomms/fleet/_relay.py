@@ -222,8 +222,8 @@ class Relay:
         self._wake = asyncio.Event()
         # Resolved by the flush that stores what is dirty now: actions await it.
         self._next_flush: asyncio.Future[None] | None = None
-        # Set while the flusher waits to batch write-behind records.
-        self._hurry: asyncio.Future[None] | None = None
+        # The write-behind flush, due ``flush_interval`` after the first dirty record.
+        self._timer: asyncio.TimerHandle | None = None
         self._waiting_actions = 0
         self._tags: dict[str, str] = {}
         self._adopted: dict[str, str] = {}
@@ -294,9 +294,7 @@ class Relay:
         stored = self._next_flush
         if stored is None:
             stored = self._next_flush = asyncio.get_running_loop().create_future()
-            self._wake.set()
-            if self._hurry is not None:
-                _settle(self._hurry)  # the flusher was waiting to batch: go now
+            self._wake.set()  # at once: the action waits for its record
         self._waiting_actions += 1
         return stored
 
@@ -313,7 +311,7 @@ class Relay:
     def call_owned(self, handle: CallHandle) -> None:
         self._mark_call(handle)
         self._owners_dirty[handle.key] = self.instance
-        self._wake.set()
+        self._soon()
 
     def call_ended(self, key: str) -> None:
         self._tags.pop(key, None)
@@ -365,7 +363,18 @@ class Relay:
         dirty[field] = record
         self.stats.persist_pending = len(dirty)
         if len(dirty) == 1:
-            self._wake.set()
+            self._soon()
+
+    def _soon(self) -> None:
+        """Write what is dirty within ``flush_interval`` (batched), unless a flush is
+        due sooner: an action waiting for its record sets ``_wake`` at once."""
+        if self._timer is None and not self._wake.is_set():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not started yet: the flusher's first round takes it
+                self._wake.set()
+                return
+            self._timer = loop.call_later(self.flush_interval, self._wake.set)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -429,6 +438,8 @@ class Relay:
         self._closed = True
         if self._next_flush is not None and not self._next_flush.done():
             self._next_flush.set_result(None)  # actions waiting for a flush go on
+        if self._timer is not None:
+            self._timer.cancel()
         for task in self._tasks:
             task.cancel()
         # Each loop also stops on `_closed`: some redis-py releases turn a cancellation
@@ -714,15 +725,16 @@ class Relay:
     # -- write-behind ---------------------------------------------------------------
 
     async def _flush_forever(self) -> None:
-        """Write what is dirty, in one pipeline per round: at once when an action
-        waits for its record (every action waiting meanwhile joins the next round),
-        else after ``flush_interval`` to batch more."""
+        """Write what is dirty, in one round at a time: at once when an action waits
+        for its record (every action waiting meanwhile joins the next round), else
+        ``flush_interval`` after the first write-behind record, to batch more."""
         backoff = 0.1
         while not self._closed:
             await self._wake.wait()
-            if self._next_flush is None:
-                await self._delay(self.flush_interval)
             self._wake.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             # What is dirty now is what `waiting`'s actions wrote: taken together, with
             # no await between (a later action waits for the next round).
             waiting, self._next_flush = self._next_flush, None
@@ -744,19 +756,6 @@ class Relay:
             finally:
                 if waiting is not None and not waiting.done():
                     waiting.set_result(None)
-
-    async def _delay(self, seconds: float) -> None:
-        """Wait ``seconds`` to batch write-behind records, or less: an action that
-        starts waiting for its record ends the wait (it must not wait out the delay
-        before its POST)."""
-        loop = asyncio.get_running_loop()
-        hurry = self._hurry = loop.create_future()
-        timer = loop.call_later(seconds, _settle, hurry)
-        try:
-            await hurry
-        finally:
-            timer.cancel()
-            self._hurry = None
 
     async def _flush(self) -> None:
         await self._store(*self._take())
@@ -890,7 +889,7 @@ class Relay:
         recovery = self._restore(records, adopted_from=lost)
         for key in call_keys(records):
             self._owners_dirty[key] = self.instance
-        self._wake.set()
+        self._soon()
         if inbox not in self._inboxes:
             self._inboxes.append(inbox)
             self._inboxes_changed.set()
@@ -970,11 +969,6 @@ class Relay:
         for call in recovery.calls:
             if not call.call.ended:
                 await host.refresh_call(call.call)
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def _where(url: str) -> str:
