@@ -3,8 +3,9 @@
 An instance's state hash (``state:{iid}``) holds one record per pending operation
 (field ``o:{clientContext}``) and one per call it owns (field ``c:{key}``), each a small
 JSON object with one-letter keys. This module is the one place that writes and reads
-them: :class:`OperationRecord` and :class:`CallRecord` encode themselves, and
-:func:`decode` reads a whole hash back, skipping what it cannot read.
+them: :func:`encode_operation` and :meth:`CallRecord.encode` write a record, and
+:func:`decode` reads a whole hash back (as :class:`OperationRecord` and
+:class:`CallRecord`), skipping what it cannot read.
 
 Operation record: ``c`` the call's id as Graph spelled it, ``x`` the clientContext,
 ``i`` the operation id (null until Graph answered the POST), ``t`` the operation type's
@@ -55,10 +56,6 @@ class OperationRecord:
     deadline: float | None
 
     @property
-    def field(self) -> str:
-        return OPERATION + self.client_context
-
-    @property
     def confirmed(self) -> bool:
         """Graph answered the action's POST (the operation id is known)."""
         return self.operation_id is not None
@@ -68,17 +65,6 @@ class OperationRecord:
         if self.deadline is None:
             return None
         return max(self.deadline - (time.time() if now is None else now), 0.0)
-
-    def encode(self) -> bytes:
-        return encode_operation(
-            call_id=self.call_id,
-            client_context=self.client_context,
-            operation_id=self.operation_id,
-            type_name=self.type_name,
-            status=self.status,
-            tag=self.tag,
-            deadline=self.deadline,
-        )
 
 
 def encode_operation(
@@ -91,8 +77,7 @@ def encode_operation(
     tag: str | None,
     deadline: float | None,
 ) -> bytes:
-    """An operation's record, as :meth:`OperationRecord.encode` writes it. The relay
-    writes one twice per action, so it does not build the object first. ``status``
+    """An operation's record, read back as an :class:`OperationRecord`. ``status``
     may be an ``OperationStatus``: a ``str``, written as its wire value."""
     return dumps(
         {

@@ -30,14 +30,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import enum
 import logging
 import os
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -112,15 +111,6 @@ return 0
 _STORE_CHUNK = 500
 
 _tag: contextvars.ContextVar[str | None] = contextvars.ContextVar("graphcomms_fleet_tag")
-
-
-class _Unknown(enum.Enum):
-    """``_mark_operation``'s "look the deadline up" (None means "none")."""
-
-    UNKNOWN = 0
-
-
-_UNKNOWN: Final = _Unknown.UNKNOWN
 
 
 RecoveryHook = Callable[[Recovery], Any]
@@ -255,8 +245,15 @@ class Relay:
                 self._mark_call(target)
             return
         self._tags[target.client_context] = tag
-        if not target.done():
-            self._mark_operation(target)
+        host = self._host
+        if not target.done() and host is not None:
+            # Rare, unlike the sender's two writes per action: look both up.
+            left = host.time_left(target)
+            self._mark_operation(
+                target,
+                host.raw_call_id(target.call_id),
+                None if left is None else time.time() + left,
+            )
 
     @contextlib.contextmanager
     def tagged(self, tag: str) -> Iterator[None]:
@@ -320,19 +317,10 @@ class Relay:
         self._owners_dirty[key] = None
 
     def _mark_operation(
-        self,
-        tracker: OperationTracker[Any],
-        call_id: str | None = None,
-        deadline: float | _Unknown | None = _UNKNOWN,
+        self, tracker: OperationTracker[Any], call_id: str, deadline: float | None
     ) -> None:
-        """Write ``tracker``'s record. The sender passes the raw call id and the
-        deadline (twice per action); a tag set later looks them up."""
-        host = self._host
-        if call_id is None:
-            call_id = host.raw_call_id(tracker.call_id) if host is not None else tracker.call_id
-        if isinstance(deadline, _Unknown):
-            left = host.time_left(tracker) if host is not None else None
-            deadline = None if left is None else time.time() + left
+        """Write ``tracker``'s record: ``call_id`` as Graph spells it, ``deadline`` as
+        wall-clock seconds."""
         snapshot = tracker.operation
         ctx = tracker.client_context
         record = encode_operation(

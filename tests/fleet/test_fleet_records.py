@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import attrs
+
 from graphcomms.fleet._records import (
     CallRecord,
     OperationRecord,
@@ -37,8 +39,8 @@ def test_records_read_back_as_written() -> None:
         deadline=None,
     )
     fields = {
-        OP.field.encode(): OP.encode(),
-        unsent.field: unsent.encode(),
+        b"o:bot-a.3.abc": encode_operation(**attrs.asdict(OP)),
+        "o:bot-a.3.def": encode_operation(**attrs.asdict(unsent)),
         b"c:421f1100ff144e468f562e1a6b6e2c5f": CALL.encode(),
     }
     calls, operations, bad = decode(fields)

@@ -316,6 +316,8 @@ async def test_a_record_holds_the_trackers_deadline(redis_server: RedisServer) -
         started = time.time()
         tracker = await call.play_prompt([PROMPT], timeout=120)
         untimed = await call.play_prompt([PROMPT])
+        # A tag set after the action rewrites the record: its deadline and ids stay.
+        a.relay.tag(tracker, "later")
         await a.relay._flush()
         direct = aioredis.Redis.from_url(redis_server.url)
         try:
@@ -324,6 +326,8 @@ async def test_a_record_holds_the_trackers_deadline(redis_server: RedisServer) -
             await direct.aclose()
         timed = json.loads(stored[f"o:{tracker.client_context}".encode()])
         assert timed["i"] == tracker.operation_id
+        assert timed["c"] == call.id
+        assert timed["g"] == "later"
         assert started + 119 <= timed["d"] <= time.time() + 120
         assert json.loads(stored[f"o:{untimed.client_context}".encode()])["d"] is None
 
