@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from graphcomms._routing import normalize_id
+from graphcomms._routing import ResourceRef, normalize_id
 from graphcomms._tracker import OperationTracker
 from graphcomms.errors import GraphCommsError, NotFoundError
 from graphcomms.models import Call, ChangeType, CommsOperation
@@ -118,10 +118,11 @@ class FleetHost:
         """Apply a body here, as ``client.feed`` does."""
         return self._ingestor.feed(payload)
 
-    def apply_item(self, item: Any) -> None:
-        """Apply one notification item here (raises what ingestion raises)."""
-        self._ingestor.stats.notifications += 1
-        self._ingestor.apply(item)
+    def apply_item(self, item: Any, ref: ResourceRef | None = None) -> None:
+        """Apply one notification item here, as ``feed`` applies each of a body's
+        (counted; a bad one logged and counted, not raised). ``ref``: its resource
+        path, when the relay parsed it to route the item."""
+        self._ingestor.take(item, ref)
 
     def time_left(self, tracker: OperationTracker[Any]) -> float | None:
         """Seconds until the tracker's own deadline; None if it has none."""

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from graphcomms._converter import structure_call, structure_participant
 from graphcomms._json import loads
 from graphcomms._registry import OperationRegistry
-from graphcomms._routing import ResourceKind, parse_resource_path
+from graphcomms._routing import ResourceKind, ResourceRef, parse_resource_path
 from graphcomms._stats import ClientStats
 from graphcomms.errors import DeserializationError
 from graphcomms.models import Call, ChangeType, Participant
@@ -90,26 +90,34 @@ class Ingestor:
         are still applied.
         """
         items = read_envelope(payload)
-        stats = self.stats
         for item in items:
-            stats.notifications += 1
-            try:
-                self.apply(item)
-            except Exception as exc:
-                stats.bad_items += 1
-                _log.warning(
-                    "notification item skipped: %s", exc, exc_info=not isinstance(exc, ValueError)
-                )
+            self.take(item)
         return len(items)
 
-    def apply(self, item: Any) -> None:
-        """One ``commsNotification``: routed by the kind of resource its path names."""
-        if not isinstance(item, dict) and not isinstance(item, Mapping):
-            raise DeserializationError("notification item is not an object", payload=item)
-        ref = parse_resource_path(item.get("resourceUrl") or item.get("resource"))
+    def take(self, item: Any, ref: ResourceRef | None = None) -> None:
+        """Apply one item as :meth:`feed` does: counted, and when it cannot be read,
+        logged and counted in ``stats.bad_items`` rather than raised. ``ref`` is its
+        resource path when the caller already parsed it (a fleet relay routing it)."""
+        stats = self.stats
+        stats.notifications += 1
+        try:
+            self.apply(item, ref)
+        except Exception as exc:
+            stats.bad_items += 1
+            _log.warning(
+                "notification item skipped: %s", exc, exc_info=not isinstance(exc, ValueError)
+            )
+
+    def apply(self, item: Any, ref: ResourceRef | None = None) -> None:
+        """One ``commsNotification``: routed by the kind of resource its path names
+        (``ref``, when the caller parsed it already)."""
         if ref is None:
-            self.stats.unmatched += 1
-            return
+            if not isinstance(item, dict) and not isinstance(item, Mapping):
+                raise DeserializationError("notification item is not an object", payload=item)
+            ref = parse_resource_path(item.get("resourceUrl") or item.get("resource"))
+            if ref is None:
+                self.stats.unmatched += 1
+                return
         raw_change = item.get("changeType")
         # The table is keyed by the exact wire strings; anything else (other case,
         # a list, a number) takes the one tolerant reader, which also names the error.

@@ -44,7 +44,7 @@ from yarl import URL
 
 from graphcomms._fleet_port import FleetHost
 from graphcomms._json import dumps
-from graphcomms._routing import ResourceKind, normalize_id, parse_resource_path
+from graphcomms._routing import ResourceKind, ResourceRef, normalize_id, parse_resource_path
 from graphcomms.errors import ClientClosedError, DeserializationError, RelayUnavailableError
 from graphcomms.fleet._records import (
     CALL,
@@ -487,28 +487,30 @@ class Relay:
                 payload=None,
             )
         foreign: dict[str, list[Any]] = {}
-        unknown: list[tuple[str, Any]] = []
+        unknown: list[tuple[Any, ResourceRef]] = []
         local = 0
         for item in items:
-            owner = self._owner(host, item, hint)
+            # The path is parsed once, here: a local item is applied with it.
+            owner, ref = self._owner(host, item)
             if owner is None:
-                self._apply_local(host, item)
+                host.apply_item(item, ref)
                 local += 1
-            elif owner == "?":
-                unknown.append((_call_key(item), item))
+            elif owner == "?" and ref is not None:
+                unknown.append((item, ref))
             else:
                 foreign.setdefault(owner, []).append(item)
         self.stats.local_items += local
         if unknown:
             owners = await self._look_up_owners(
-                [key for key, _ in unknown], len(unknown) + sum(map(len, foreign.values()))
+                [ref.call_id for _, ref in unknown],
+                len(unknown) + sum(map(len, foreign.values())),
             )
-            for key, item in unknown:
-                owner = owners.get(key)
+            for item, ref in unknown:
+                owner = owners.get(ref.call_id)
                 if owner is None and hint and hint != self.instance and _IID.fullmatch(hint):
                     owner = hint  # nobody recorded the call yet: the URL's affinity hint
                 if owner is None or owner == self.instance:
-                    self._apply_local(host, item)
+                    host.apply_item(item, ref)
                     self.stats.local_items += 1
                 else:
                     foreign.setdefault(self._adopter(owner), []).append(item)
@@ -516,21 +518,18 @@ class Relay:
             await self._forward(host, foreign)
         return len(items)
 
-    def _apply_local(self, host: FleetHost, item: Any) -> None:
-        try:
-            host.apply_item(item)
-        except Exception as exc:
-            host._ingestor.stats.bad_items += 1
-            _log.warning("notification item skipped: %s", type(exc).__name__)
-
-    def _owner(self, host: FleetHost, item: Any, hint: str | None) -> str | None:
-        """``None``: this instance's; ``"?"``: look the call's owner up; else the
+    def _owner(self, host: FleetHost, item: Any) -> tuple[str | None, ResourceRef | None]:
+        """Whose ``item`` is, and its parsed path (None when it has none). The owner
+        is ``None`` for this instance's; ``"?"``: look the call's owner up; else the
         owner's instance id."""
         if not isinstance(item, dict):
-            return None  # ingestion counts it as a bad item
+            return None, None  # ingestion counts it as a bad item
         ref = parse_resource_path(item.get("resourceUrl") or item.get("resource"))
         if ref is None:
-            return None
+            return None, None
+        return self._owner_of(host, item, ref), ref
+
+    def _owner_of(self, host: FleetHost, item: dict[str, Any], ref: ResourceRef) -> str | None:
         if ref.kind is ResourceKind.OPERATION:
             data = item.get("resourceData")
             data = data if isinstance(data, dict) else {}
@@ -612,7 +611,7 @@ class Relay:
             if entry_id is None:
                 self.stats.stranger_items += len(items)
                 for item in items:
-                    self._apply_local(host, item)
+                    host.apply_item(item)
             else:
                 self.stats.forwarded_items += len(items)
 
@@ -970,8 +969,3 @@ def _where(url: str) -> str:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _call_key(item: Mapping[str, Any]) -> str:
-    ref = parse_resource_path(item.get("resourceUrl") or item.get("resource"))
-    return ref.call_id if ref is not None else ""

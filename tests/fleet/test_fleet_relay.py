@@ -378,3 +378,30 @@ async def test_an_action_does_not_wait_for_the_write_behind_delay(
             tracker = await asyncio.wait_for(call.play_prompt([PROMPT]), 5)
             assert tracker.operation_id is not None
         assert a.relay.stats.persist_late == 0
+
+
+async def test_items_applied_by_the_relay_are_counted_as_feed_counts_them(
+    redis_server: RedisServer,
+) -> None:
+    """The relay parses each path once to route it and applies a local item with it;
+    counting is the ingestor's own, bad items included (logged, never raised)."""
+    async with bare(redis_server.url, "b") as b:
+        path = f"/communications/calls/{CALL}/operations/op-1"
+        body = {
+            "value": [
+                "not an item",
+                {"changeType": "updated", "resourceUrl": path, "resourceData": {"status": 5}},
+                {"changeType": "deleted", "resourceUrl": "/not/a/call"},
+                make_notification(
+                    make_operation(status="completed", client_context="b.0.abc"), call_id=CALL
+                ),
+            ]
+        }
+        assert await b.deliver(body) == 4
+        async with CommsClient(
+            "token", base_url="http://127.0.0.1:9/v1.0/", keep_alive=None
+        ) as alone:
+            alone.feed(json.dumps(body).encode())
+        counted = ("notifications", "bad_items", "unmatched", "early_buffered")
+        assert [getattr(b.stats, n) for n in counted] == [getattr(alone.stats, n) for n in counted]
+        assert (b.stats.notifications, b.stats.bad_items) == (4, 2)
