@@ -216,7 +216,10 @@ class Relay:
         self._timer: asyncio.TimerHandle | None = None
         self._waiting_actions = 0
         self._tags: dict[str, str] = {}
+        # Incarnation ("iid.gen") -> who adopted its work; and, derived from it, each
+        # adopted instance -> who adopted its latest adopted incarnation.
         self._adopted: dict[str, str] = {}
+        self._adopter_of: dict[str, str] = {}
         self._owner_cache: OrderedDict[str, str] = OrderedDict()
         self._owner_cache_size = owner_cache_size
         self._inboxes: list[str] = [self.keys.inbox(instance)]
@@ -559,12 +562,18 @@ class Relay:
 
     def _adopter(self, owner: str) -> str:
         """Where an instance's items go: the instance, or who adopted its work."""
-        if not self._adopted:
-            return owner
-        for incarnation, adopter in self._adopted.items():
-            if incarnation.rsplit(".", 1)[0] == owner:
-                return adopter
-        return owner
+        return self._adopter_of.get(owner, owner)
+
+    def _set_adopted(self, adopted: dict[str, str]) -> None:
+        self._adopted = adopted
+        latest: dict[str, tuple[int, str]] = {}
+        for incarnation, adopter in adopted.items():
+            iid, _, generation = incarnation.rpartition(".")
+            number = int(generation) if generation.isdigit() else -1
+            if number >= latest.get(iid, (-2, ""))[0]:
+                latest[iid] = (number, adopter)
+        self._adopter_of = {iid: adopter for iid, (_, adopter) in latest.items()}
+        self._owner_cache.clear()
 
     async def _look_up_owners(self, keys: Sequence[str], items: int) -> dict[str, str]:
         unique = list(dict.fromkeys(keys))
@@ -824,8 +833,7 @@ class Relay:
             answers = await pipe.execute()
         adopted = {_text(k): _text(v) for k, v in answers[-1].items()}
         if adopted != self._adopted:
-            self._adopted = adopted
-            self._owner_cache.clear()
+            self._set_adopted(adopted)
         self._breaker.succeeded()
 
     async def _adopt_the_lost(self) -> None:
@@ -870,8 +878,7 @@ class Relay:
             pipe.zrem(keys.live, lost)
             pipe.sadd(keys.adoptions(self.instance), inbox)
             await pipe.execute()
-        self._adopted[f"{lost}.{generation}"] = self.instance
-        self._owner_cache.clear()
+        self._set_adopted({**self._adopted, f"{lost}.{generation}": self.instance})
         self.stats.adoptions += 1
         recovery = self._restore(records, adopted_from=lost)
         for key in call_keys(records):

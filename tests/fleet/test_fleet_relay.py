@@ -405,3 +405,17 @@ async def test_items_applied_by_the_relay_are_counted_as_feed_counts_them(
         counted = ("notifications", "bad_items", "unmatched", "early_buffered")
         assert [getattr(b.stats, n) for n in counted] == [getattr(alone.stats, n) for n in counted]
         assert (b.stats.notifications, b.stats.bad_items) == (4, 2)
+
+
+def test_an_adopted_instances_items_go_to_its_latest_adopter() -> None:
+    """One dict lookup per routed item; when an instance was lost twice, the adopter
+    of its later incarnation has its work."""
+    relay = Relay("redis://127.0.0.1:1", app="unit", instance="c")
+    for adopted in (
+        {"x.0": "a", "x.1": "b", "y.3": "c", "bogus": "z"},
+        {"bogus": "z", "y.3": "c", "x.1": "b", "x.0": "a"},
+    ):
+        relay._set_adopted(adopted)
+        assert relay._adopter("x") == "b"
+        assert relay._adopter("y") == "c"
+        assert relay._adopter("w") == "w"
