@@ -113,6 +113,13 @@ _STORE_CHUNK = 500
 _tag: contextvars.ContextVar[str | None] = contextvars.ContextVar("graphcomms_fleet_tag")
 
 
+def _release(waiters: list[asyncio.Future[None]]) -> None:
+    """Let every one of ``waiters`` go now (a cancelled one is already gone)."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+
+
 RecoveryHook = Callable[[Recovery], Any]
 
 
@@ -210,11 +217,11 @@ class Relay:
         self._dirty: dict[str, bytes | None] = {}
         self._owners_dirty: dict[str, str | None] = {}
         self._wake = asyncio.Event()
-        # Resolved by the flush that stores what is dirty now: actions await it.
-        self._next_flush: asyncio.Future[None] | None = None
+        # The actions waiting for the next flush to store their records, each with a
+        # future of its own: one cancelled waiter must not cancel the others.
+        self._waiters: list[asyncio.Future[None]] = []
         # The write-behind flush, due ``flush_interval`` after the first dirty record.
         self._timer: asyncio.TimerHandle | None = None
-        self._waiting_actions = 0
         self._tags: dict[str, str] = {}
         # Incarnation ("iid.gen") -> who adopted its work; and, derived from it, each
         # adopted instance -> who adopted its latest adopted incarnation.
@@ -291,11 +298,10 @@ class Relay:
         # The record is in Redis before the POST goes out: the next flush stores it
         # with every record written meanwhile, and resolves this future after at most
         # `timeout` (plus a backoff) even if it failed; the action then goes anyway.
-        stored = self._next_flush
-        if stored is None:
-            stored = self._next_flush = asyncio.get_running_loop().create_future()
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self._waiters:
             self._wake.set()  # at once: the action waits for its record
-        self._waiting_actions += 1
+        self._waiters.append(stored)
         return stored
 
     def operation_bound(
@@ -427,8 +433,8 @@ class Relay:
         if self._closed:
             return
         self._closed = True
-        if self._next_flush is not None and not self._next_flush.done():
-            self._next_flush.set_result(None)  # actions waiting for a flush go on
+        waiters, self._waiters = self._waiters, []
+        _release(waiters)  # actions waiting for a flush go on
         if self._timer is not None:
             self._timer.cancel()
         for task in self._tasks:
@@ -733,8 +739,7 @@ class Relay:
                 self._timer = None
             # What is dirty now is what `waiting`'s actions wrote: taken together, with
             # no await between (a later action waits for the next round).
-            waiting, self._next_flush = self._next_flush, None
-            actions, self._waiting_actions = self._waiting_actions, 0
+            waiting, self._waiters = self._waiters, []
             batch = self._take()
             try:
                 self._breaker.check()
@@ -745,13 +750,12 @@ class Relay:
                     self._breaker.failed()
                 self._put_back(*batch)
                 self.stats.persist_errors += 1
-                self.stats.persist_late += actions
+                self.stats.persist_late += len(waiting)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 self._wake.set()
             finally:
-                if waiting is not None and not waiting.done():
-                    waiting.set_result(None)
+                _release(waiting)
 
     async def _flush(self) -> None:
         await self._store(*self._take())

@@ -419,3 +419,38 @@ def test_an_adopted_instances_items_go_to_its_latest_adopter() -> None:
         assert relay._adopter("x") == "b"
         assert relay._adopter("y") == "c"
         assert relay._adopter("w") == "w"
+
+
+async def test_cancelling_one_waiting_action_leaves_the_others_waiting_with_it(
+    redis_server: RedisServer,
+) -> None:
+    """Actions waiting for the same flush are independent: cancelling one of them
+    must not cancel the others (they used to share one future, which the cancelled
+    task cancelled for all of them)."""
+    async with AsyncExitStack() as stack:
+        emulator = await stack.enter_async_context(GraphEmulator(prompt_seconds=30.0))
+        proxy = await stack.enter_async_context(RoundRobinProxy([]))
+        a = await stack.enter_async_context(
+            instance(emulator, redis_server.url, "a", proxy.url + "/callback", timeout=5.0)
+        )
+        proxy.backends.append(a.url)
+        call = await a.client.create_call(targets=[TARGET])
+        await call.wait_for_state("established", timeout=10)
+        redis_server.pause()
+        try:
+            # The first action's flush hangs on the paused server; the next three wait
+            # for the flush after it, together.
+            first = asyncio.ensure_future(call.play_prompt([PROMPT]))
+            await asyncio.sleep(0.05)
+            together = [asyncio.ensure_future(call.play_prompt([PROMPT])) for _ in range(3)]
+            await asyncio.sleep(0.05)
+            assert not any(task.done() for task in (first, *together))
+            together[1].cancel()
+        finally:
+            redis_server.resume()
+        trackers = await asyncio.wait_for(
+            asyncio.gather(first, together[0], together[2]), timeout=10
+        )
+        assert all(tracker.operation_id is not None for tracker in trackers)
+        assert together[1].cancelled()
+        assert a.relay.stats.persist_late == 0
