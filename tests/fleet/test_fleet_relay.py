@@ -454,3 +454,37 @@ async def test_cancelling_one_waiting_action_leaves_the_others_waiting_with_it(
         assert all(tracker.operation_id is not None for tracker in trackers)
         assert together[1].cancelled()
         assert a.relay.stats.persist_late == 0
+
+
+async def test_waiters_are_released_in_turns_as_release_would_all_at_once() -> None:
+    """The paced release ends where the plain one does: every waiter released, in
+    the order they came, a cancelled one left cancelled; only no more than
+    ``_RELEASE_PER_TURN`` go per loop iteration."""
+    from graphcomms.fleet._relay import _RELEASE_PER_TURN, _release, _release_in_turns
+
+    loop = asyncio.get_running_loop()
+    for count in (0, 1, _RELEASE_PER_TURN, _RELEASE_PER_TURN + 1, 23):
+        plain = [loop.create_future() for _ in range(count)]
+        paced = [loop.create_future() for _ in range(count)]
+        for waiters in (plain, paced):
+            if count > 2:
+                waiters[2].cancel()
+        order: list[int] = []
+        for i, waiter in enumerate(paced):
+            if not waiter.cancelled():
+                waiter.add_done_callback(lambda _f, i=i, order=order: order.append(i))
+        _release(plain)
+        _release_in_turns(paced)
+        assert sum(w.done() and not w.cancelled() for w in paced) <= _RELEASE_PER_TURN
+        turns = 0
+        while not all(waiter.done() for waiter in paced):
+            # At most one turn per iteration: what is done grows by that much at most.
+            before = sum(waiter.done() for waiter in paced)
+            await asyncio.sleep(0)
+            turns += 1
+            assert sum(waiter.done() for waiter in paced) - before <= _RELEASE_PER_TURN
+        assert turns <= -(-count // _RELEASE_PER_TURN)
+        assert [w.cancelled() for w in paced] == [w.cancelled() for w in plain]
+        assert [w.done() for w in paced] == [w.done() for w in plain] == [True] * count
+        await asyncio.sleep(0)  # the done callbacks
+        assert order == [i for i, waiter in enumerate(paced) if not waiter.cancelled()]
