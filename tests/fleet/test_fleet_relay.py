@@ -4,7 +4,6 @@ cancellation, one process per identity, restart recovery with tags."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -457,18 +456,13 @@ async def test_cancelling_one_waiting_action_leaves_the_others_waiting_with_it(
         assert a.relay.stats.persist_late == 0
 
 
-async def test_waiters_are_let_go_in_turns_as_they_would_all_at_once() -> None:
-    """The paced release ends where the plain one does: every waiter let go, in the
-    order they came, a cancelled one left cancelled; no more than
-    ``_RELEASE_PER_TURN`` go per loop iteration, and all that are left go at once
-    when the pacing is cancelled."""
-    from graphcomms.fleet._relay import _RELEASE_PER_TURN, _let_go, _let_go_in_turns
+async def test_waiters_are_released_in_turns_as_release_would_all_at_once() -> None:
+    """The paced release ends where the plain one does: every waiter released, in
+    the order they came, a cancelled one left cancelled; only no more than
+    ``_RELEASE_PER_TURN`` go per loop iteration."""
+    from graphcomms.fleet._relay import _RELEASE_PER_TURN, _release, _release_in_turns
 
     loop = asyncio.get_running_loop()
-
-    def released(waiters: list[asyncio.Future[None]]) -> int:
-        return sum(w.done() and not w.cancelled() for w in waiters)
-
     for count in (0, 1, _RELEASE_PER_TURN, _RELEASE_PER_TURN + 1, 23):
         plain = [loop.create_future() for _ in range(count)]
         paced = [loop.create_future() for _ in range(count)]
@@ -479,26 +473,18 @@ async def test_waiters_are_let_go_in_turns_as_they_would_all_at_once() -> None:
         for i, waiter in enumerate(paced):
             if not waiter.cancelled():
                 waiter.add_done_callback(lambda _f, i=i, order=order: order.append(i))
-        _let_go(plain)
-        pacing = loop.create_task(_let_go_in_turns(paced))
-        seen = [released(paced)]
-        while not pacing.done():
+        _release(plain)
+        _release_in_turns(paced)
+        assert sum(w.done() and not w.cancelled() for w in paced) <= _RELEASE_PER_TURN
+        turns = 0
+        while not all(waiter.done() for waiter in paced):
+            # At most one turn per iteration: what is done grows by that much at most.
+            before = sum(waiter.done() for waiter in paced)
             await asyncio.sleep(0)
-            seen.append(released(paced))
-        # One turn per iteration: what is let go grows by at most a turn each time.
-        assert all(b - a <= _RELEASE_PER_TURN for a, b in itertools.pairwise([0, *seen]))
-        assert len(seen) - 1 <= max(1, -(-count // _RELEASE_PER_TURN))
+            turns += 1
+            assert sum(waiter.done() for waiter in paced) - before <= _RELEASE_PER_TURN
+        assert turns <= -(-count // _RELEASE_PER_TURN)
         assert [w.cancelled() for w in paced] == [w.cancelled() for w in plain]
         assert [w.done() for w in paced] == [w.done() for w in plain] == [True] * count
         await asyncio.sleep(0)  # the done callbacks
         assert order == [i for i, waiter in enumerate(paced) if not waiter.cancelled()]
-
-    waiters = [loop.create_future() for _ in range(3 * _RELEASE_PER_TURN)]
-    pacing = loop.create_task(_let_go_in_turns(waiters))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    assert released(waiters) < len(waiters)
-    pacing.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await pacing
-    assert released(waiters) == len(waiters)
