@@ -122,20 +122,20 @@ _RELEASE_PER_TURN = 4
 _tag: contextvars.ContextVar[str | None] = contextvars.ContextVar("graphcomms_fleet_tag")
 
 
-def _release(waiters: list[asyncio.Future[None]]) -> None:
+def _let_go(waiters: list[asyncio.Future[None]]) -> None:
     """Let every one of ``waiters`` go now (a cancelled one is already gone)."""
     for waiter in waiters:
         if not waiter.done():
             waiter.set_result(None)
 
 
-def _release_in_turns(waiters: list[asyncio.Future[None]], start: int = 0) -> None:
-    """:func:`_release` ``waiters``, :data:`_RELEASE_PER_TURN` per loop iteration, in
+def _let_go_in_turns(waiters: list[asyncio.Future[None]], start: int = 0) -> None:
+    """:func:`_let_go` ``waiters``, :data:`_RELEASE_PER_TURN` per loop iteration, in
     the order they came (the test suite holds the two equal but for the pacing)."""
     end = start + _RELEASE_PER_TURN
-    _release(waiters[start:end])
+    _let_go(waiters[start:end])
     if end < len(waiters):
-        asyncio.get_running_loop().call_soon(_release_in_turns, waiters, end)
+        asyncio.get_running_loop().call_soon(_let_go_in_turns, waiters, end)
 
 
 RecoveryHook = Callable[[Recovery], Any]
@@ -452,7 +452,7 @@ class Relay:
             return
         self._closed = True
         waiters, self._waiters = self._waiters, []
-        _release(waiters)  # actions waiting for a flush go on
+        _let_go(waiters)  # actions waiting for a flush go on
         if self._timer is not None:
             self._timer.cancel()
         for task in self._tasks:
@@ -773,7 +773,10 @@ class Relay:
                 backoff = min(backoff * 2, 2.0)
                 self._wake.set()
             finally:
-                _release_in_turns(waiting)
+                # Not awaited: the next round may start while these still go out. (A
+                # flusher waiting for them made fewer, larger flushes but longer waits:
+                # slower on both relay on/off benchmark rows.)
+                _let_go_in_turns(waiting)
 
     async def _flush(self) -> None:
         await self._store(*self._take())

@@ -460,7 +460,7 @@ async def test_waiters_are_released_in_turns_as_release_would_all_at_once() -> N
     """The paced release ends where the plain one does: every waiter released, in
     the order they came, a cancelled one left cancelled; only no more than
     ``_RELEASE_PER_TURN`` go per loop iteration."""
-    from graphcomms.fleet._relay import _RELEASE_PER_TURN, _release, _release_in_turns
+    from graphcomms.fleet._relay import _RELEASE_PER_TURN, _let_go, _let_go_in_turns
 
     loop = asyncio.get_running_loop()
     for count in (0, 1, _RELEASE_PER_TURN, _RELEASE_PER_TURN + 1, 23):
@@ -473,8 +473,8 @@ async def test_waiters_are_released_in_turns_as_release_would_all_at_once() -> N
         for i, waiter in enumerate(paced):
             if not waiter.cancelled():
                 waiter.add_done_callback(lambda _f, i=i, order=order: order.append(i))
-        _release(plain)
-        _release_in_turns(paced)
+        _let_go(plain)
+        _let_go_in_turns(paced)
         assert sum(w.done() and not w.cancelled() for w in paced) <= _RELEASE_PER_TURN
         turns = 0
         while not all(waiter.done() for waiter in paced):
