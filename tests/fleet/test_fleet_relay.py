@@ -12,9 +12,15 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from fleet_support import instance
+from fleet_support import Instance, instance
 
-from graphcomms import CommsClient, IdentitySet, InvitationParticipantInfo, MediaPrompt
+from graphcomms import (
+    CallHandle,
+    CommsClient,
+    IdentitySet,
+    InvitationParticipantInfo,
+    MediaPrompt,
+)
 from graphcomms.errors import OperationTimeoutError, RelayUnavailableError
 from graphcomms.fleet import IdentityTakenError, Recovery, Relay
 from graphcomms.fleet._store import GROUP
@@ -42,6 +48,24 @@ async def bare(redis_url: str, name: str, **options: Any) -> AsyncIterator[Comms
         "token", base_url="http://127.0.0.1:9/v1.0/", fleet=relay, keep_alive=None
     ) as client:
         yield client
+
+
+@asynccontextmanager
+async def on_a_call(
+    redis_url: str, **relay_options: Any
+) -> AsyncIterator[tuple[Instance, CallHandle]]:
+    """Instance "a" alone behind a proxy, against the emulator, and a call established
+    through it."""
+    async with AsyncExitStack() as stack:
+        emulator = await stack.enter_async_context(GraphEmulator(prompt_seconds=30.0))
+        proxy = await stack.enter_async_context(RoundRobinProxy([]))
+        a = await stack.enter_async_context(
+            instance(emulator, redis_url, "a", proxy.url + "/callback", **relay_options)
+        )
+        proxy.backends.append(a.url)
+        call = await a.client.create_call(targets=[TARGET])
+        await call.wait_for_state("established", timeout=10)
+        yield a, call
 
 
 def foreign_body(owner: str, *also: str) -> bytes:
@@ -304,15 +328,7 @@ async def test_recovered_operations_keep_their_deadline_and_unconfirmed_ones_end
 
 
 async def test_a_record_holds_the_trackers_deadline(redis_server: RedisServer) -> None:
-    async with AsyncExitStack() as stack:
-        emulator = await stack.enter_async_context(GraphEmulator(prompt_seconds=30.0))
-        proxy = await stack.enter_async_context(RoundRobinProxy([]))
-        a = await stack.enter_async_context(
-            instance(emulator, redis_server.url, "a", proxy.url + "/callback")
-        )
-        proxy.backends.append(a.url)
-        call = await a.client.create_call(targets=[TARGET])
-        await call.wait_for_state("established", timeout=10)
+    async with on_a_call(redis_server.url) as (a, call):
         started = time.time()
         tracker = await call.play_prompt([PROMPT], timeout=120)
         untimed = await call.play_prompt([PROMPT])
@@ -363,15 +379,7 @@ async def test_an_action_does_not_wait_for_the_write_behind_delay(
     """An action's record is stored at once, even when the flusher was already
     waiting ``flush_interval`` to batch write-behind records (a call's state, a
     previous action's operation id): it used to wait out that delay before its POST."""
-    async with AsyncExitStack() as stack:
-        emulator = await stack.enter_async_context(GraphEmulator(prompt_seconds=30.0))
-        proxy = await stack.enter_async_context(RoundRobinProxy([]))
-        a = await stack.enter_async_context(
-            instance(emulator, redis_server.url, "a", proxy.url + "/callback", flush_interval=30)
-        )
-        proxy.backends.append(a.url)
-        call = await a.client.create_call(targets=[TARGET])
-        await call.wait_for_state("established", timeout=10)
+    async with on_a_call(redis_server.url, flush_interval=30) as (a, call):
         for _ in range(3):
             # Each answer writes the operation id behind: the flusher is in its delay
             # when the next action asks for its record.
@@ -427,15 +435,7 @@ async def test_cancelling_one_waiting_action_leaves_the_others_waiting_with_it(
     """Actions waiting for the same flush are independent: cancelling one of them
     must not cancel the others (they used to share one future, which the cancelled
     task cancelled for all of them)."""
-    async with AsyncExitStack() as stack:
-        emulator = await stack.enter_async_context(GraphEmulator(prompt_seconds=30.0))
-        proxy = await stack.enter_async_context(RoundRobinProxy([]))
-        a = await stack.enter_async_context(
-            instance(emulator, redis_server.url, "a", proxy.url + "/callback", timeout=5.0)
-        )
-        proxy.backends.append(a.url)
-        call = await a.client.create_call(targets=[TARGET])
-        await call.wait_for_state("established", timeout=10)
+    async with on_a_call(redis_server.url, timeout=5.0) as (a, call):
         redis_server.pause()
         try:
             # The first action's flush hangs on the paused server; the next three wait
