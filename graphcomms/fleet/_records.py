@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from graphcomms._json import dumps, loads
+from graphcomms.fleet._store import text
 
 if TYPE_CHECKING:
     from graphcomms._call import CallHandle
@@ -108,7 +109,7 @@ def decode(fields: Mapping[Any, Any]) -> tuple[list[CallRecord], list[OperationR
     operations: list[OperationRecord] = []
     bad = 0
     for field, value in fields.items():
-        name = _text(field)
+        name = text(field)
         try:
             raw = loads(value)
         except ValueError:
@@ -145,7 +146,7 @@ def decode(fields: Mapping[Any, Any]) -> tuple[list[CallRecord], list[OperationR
 
 def call_keys(fields: Mapping[Any, Any]) -> list[str]:
     """The call keys a state hash holds records for."""
-    return [name[len(CALL) :] for name in map(_text, fields) if name.startswith(CALL)]
+    return [name[len(CALL) :] for name in map(text, fields) if name.startswith(CALL)]
 
 
 def _strings(raw: Mapping[str, Any], *keys: str) -> bool:
@@ -154,10 +155,6 @@ def _strings(raw: Mapping[str, Any], *keys: str) -> bool:
 
 def _optional(value: Any) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 # -- what a recovery hands the bot ------------------------------------------------------

@@ -59,7 +59,7 @@ from graphcomms.fleet._records import (
     decode,
     encode_operation,
 )
-from graphcomms.fleet._store import GROUP, Breaker, Keys, RelayStats
+from graphcomms.fleet._store import GROUP, Breaker, Keys, RelayStats, text
 from graphcomms.webhook._receiver import HINT_PARAM
 
 if TYPE_CHECKING:
@@ -441,7 +441,7 @@ class Relay:
         await self._heartbeat_once()
         await self._ensure_group(keys.inbox(self.instance))
         for stream in await self._redis.smembers(keys.adoptions(self.instance)):
-            name = stream.decode() if isinstance(stream, bytes) else str(stream)
+            name = text(stream)
             if name not in self._inboxes:
                 self._inboxes.append(name)
         records: Mapping[Any, Any] = await self._redis.hgetall(keys.state(self.instance))
@@ -608,7 +608,7 @@ class Relay:
         found: dict[str, str] = {}
         for key, value in zip(unique, values, strict=True):
             if value is not None:
-                owner = value.decode() if isinstance(value, bytes) else str(value)
+                owner = text(value)
                 found[key] = owner
                 self._owner_cache[key] = owner
                 if len(self._owner_cache) > self._owner_cache_size:
@@ -711,10 +711,10 @@ class Relay:
         done: dict[str, list[str]] = {}
         seen = 0
         for stream, entries in answer:
-            name = stream.decode() if isinstance(stream, bytes) else str(stream)
+            name = text(stream)
             for entry_id, fields in entries:
                 seen += 1
-                eid = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                eid = text(entry_id)
                 done.setdefault(name, []).append(eid)
                 key = f"{name}/{eid}"
                 if key in self._applied:
@@ -856,7 +856,7 @@ class Relay:
             pipe.expire(keys.state(self.instance), int(self.record_ttl))
             pipe.hgetall(keys.adopted)
             answers = await pipe.execute()
-        adopted = {_text(k): _text(v) for k, v in answers[-1].items()}
+        adopted = {text(k): text(v) for k, v in answers[-1].items()}
         if adopted != self._adopted:
             self._set_adopted(adopted)
         self._breaker.succeeded()
@@ -867,7 +867,7 @@ class Relay:
             self.keys.live, "-inf", now - int(self.adopt_after * 1000)
         )
         for raw in lost:
-            iid = _text(raw)
+            iid = text(raw)
             if iid != self.instance:
                 await self._adopt(iid)
 
@@ -890,7 +890,7 @@ class Relay:
         start = "0-0"
         while True:
             answer = await redis.xautoclaim(inbox, GROUP, self.instance, 0, start, count=500)
-            start = _text(answer[0])
+            start = text(answer[0])
             if start == "0-0":
                 break
         async with redis.pipeline(transaction=True) as pipe:
@@ -997,7 +997,3 @@ def _where(url: str) -> str:
     if parsed.host is not None:
         return f"{parsed.scheme}://{parsed.host}:{parsed.port}"
     return f"{parsed.scheme}://{parsed.path}"
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

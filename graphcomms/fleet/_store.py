@@ -7,14 +7,20 @@ them in one slot (the relay's pipelines and scripts touch several at once).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import attrs
 
 from graphcomms.errors import RelayUnavailableError
 
-__all__ = ["Breaker", "Keys", "RelayStats"]
+__all__ = ["Breaker", "Keys", "RelayStats", "text"]
 
 GROUP = "owner"
+
+
+def text(value: Any) -> str:
+    """A Redis reply's string (redis-py answers bytes unless asked to decode)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Keys:
