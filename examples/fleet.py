@@ -32,6 +32,7 @@ from graphcomms import (
     OperationTracker,
     TrackingSettings,
 )
+from graphcomms.errors import GraphCommsError
 from graphcomms.fleet import Recovery, Relay
 from graphcomms.testing import GraphEmulator, RedisServer, RoundRobinProxy
 from graphcomms.webhook import (
@@ -53,7 +54,13 @@ def say(**line: Any) -> None:
 
 
 async def outcome(tracker: OperationTracker[Any], tag: str | None) -> None:
-    final = await tracker.wait()
+    try:
+        final = await tracker.wait()
+    except GraphCommsError as exc:  # the call ended; or a recovered operation whose
+        # previous process died before Graph answered its POST (confirmed is False),
+        # and no notification came: Graph may never have had it
+        say(event="no outcome", tag=tag, error=type(exc).__name__)
+        return
     say(event="resolved", tag=tag, status=str(final.status), recovered=tracker.recovered)
 
 
@@ -176,6 +183,8 @@ def show(line: dict[str, Any]) -> None:
     if line["event"] == "resolved":
         again = " (recovered)" if line["recovered"] else ""
         print(f"  [{line['instance']}] {line['tag']}: {line['status']}{again}")
+    elif line["event"] == "no outcome":
+        print(f"  [{line['instance']}] {line['tag']}: no outcome ({line['error']})")
     elif line["event"] == "recovered":
         print(
             f"  [{line['instance']}] recovered {line['operations']} pending operations "
