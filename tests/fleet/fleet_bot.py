@@ -5,7 +5,8 @@ It serves its webhook on a loopback port, joins the fleet as ``--instance``, pla
 another, and writes one JSON line per event to ``--out``: ``ready`` (its URL), ``op``
 (an operation resolved on this instance: its clientContext, status, ``recovered``),
 ``unconfirmed`` (a recovered operation Graph had not answered, and no notification
-came: its clientContext), ``recovery``, ``hung_up``, ``done`` and, on SIGTERM, ``stats`` before it exits.
+came: its clientContext), ``recovery``, ``hung_up``, ``done`` and, on SIGTERM,
+``stats`` before it exits.
 Recovered work (after a restart, or adopted) is awaited and recorded the same way;
 recovered calls are hung up once their recovered operations ended.
 """
