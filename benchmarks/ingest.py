@@ -14,6 +14,12 @@ tasks: decode (``orjson.loads``, the decoder graphcomms itself uses when the ``f
 extra is installed, or ``json.loads``), pop the pending future by ``resourceUrl``,
 ``set_result``, and wake the task awaiting it. The SDK variant reads each body into
 msgraph-beta-sdk's models, then pops and resolves the same way.
+
+Two more orjson variants are lower bounds, counted in instructions only: the floor that
+also reads each ``resourceData`` into the typed ``PlayPromptOperation`` graphcomms hands
+a bot (with graphcomms' own reader), and that one also parsing the ``resourceUrl`` with
+graphcomms' own path parser. No typed ingest written in Python can cost less than the
+first; the rows say how much of the 2x budget those two parts alone take.
 """
 
 from __future__ import annotations
@@ -48,6 +54,9 @@ from benchmarks._tracking import (
     play_prompts,
 )
 from graphcomms import CommsClient
+from graphcomms._converter import structure_operation
+from graphcomms._routing import parse_resource_path
+from graphcomms.models import PlayPromptOperation
 
 __all__ = [
     "FloorIngest",
@@ -134,15 +143,21 @@ class FloorIngest:
     """The least any code does: decode, pop the future, ``set_result``, wake the task.
 
     ``decoder`` is ``"orjson"``, ``"json"``, or ``"sdk"`` (msgraph-beta-sdk's parse
-    into its models instead of a plain decode).
+    into its models instead of a plain decode). ``adds`` (orjson only) is what the
+    floor also does, for the lower-bound rows: ``"typed"`` reads each ``resourceData``
+    as graphcomms reads a terminal snapshot, ``"typed+path"`` parses its
+    ``resourceUrl`` too.
     """
 
     item = "notif"
 
-    def __init__(self, *, decoder: str) -> None:
+    def __init__(self, *, decoder: str, adds: str = "") -> None:
         if decoder not in ("orjson", "json", "sdk"):
             raise ValueError(f"unknown decoder {decoder!r}")
+        if adds not in ("", "typed", "typed+path") or (adds and decoder != "orjson"):
+            raise ValueError(f"unknown addition {adds!r} to the {decoder} floor")
         self.decoder = decoder
+        self.adds = adds
         self.facts: dict[str, Any] = {}
         self._calls = CallPool()
         self._pending: dict[str, asyncio.Future[Any]] = {}
@@ -180,17 +195,35 @@ class FloorIngest:
             for body in self._bodies:
                 for note in parse(body):
                     pending.pop(note.resource_url or "").set_result(note.resource_data)
-        else:
+        elif not self.adds:
             loads = self._loads
             for body in self._bodies:
                 item = loads(body)["value"][0]
                 pending.pop(item["resourceUrl"]).set_result(item["resourceData"])
+        elif self.adds == "typed":
+            loads, read = self._loads, structure_operation
+            for body in self._bodies:
+                item = loads(body)["value"][0]
+                pending.pop(item["resourceUrl"]).set_result(
+                    read(item["resourceData"], PlayPromptOperation)
+                )
+        else:
+            loads, read, parse_path = self._loads, structure_operation, parse_resource_path
+            for body in self._bodies:
+                item = loads(body)["value"][0]
+                url = item["resourceUrl"]
+                parse_path(url)
+                pending.pop(url).set_result(read(item["resourceData"], PlayPromptOperation))
         await self._tasks[-1]
 
     def check(self) -> None:
         _check_tasks(self._tasks)
         if self._pending:
             raise RuntimeError("the floor left futures pending")
+        if self.adds and not all(
+            isinstance(task.result(), PlayPromptOperation) for task in self._tasks
+        ):
+            raise RuntimeError("a lower-bound variant woke a task without a typed snapshot")
 
     async def aclose(self) -> None:
         return None
@@ -205,8 +238,14 @@ def _gc_variant(finished_limit: int | None) -> Variant:
     )
 
 
-def _floor_variant(decoder: str) -> Variant:
-    return Variant(f"{decoder} floor", "benchmarks.ingest:FloorIngest", {"decoder": decoder})
+def _floor_variant(decoder: str, adds: str = "") -> Variant:
+    if not adds:
+        return Variant(f"{decoder} floor", "benchmarks.ingest:FloorIngest", {"decoder": decoder})
+    return Variant(
+        f"{decoder} floor + {adds}",
+        "benchmarks.ingest:FloorIngest",
+        {"decoder": decoder, "adds": adds},
+    )
 
 
 async def _opened(*workloads: Workload) -> None:
@@ -289,8 +328,10 @@ def run_ingest(sizes: Sizes) -> list[Row]:
 
 def _ingest_counts(sizes: Sizes) -> list[Row]:
     ours = _gc_variant(sizes.instr_finished_limit)
+    orjson_floor = _floor_variant("orjson")
     common = {"n": sizes.instr_n, "warmup": sizes.instr_warmup}
     meaning = "floor instructions / graphcomms instructions (0.5: twice the floor)"
+    bound_meaning = "floor instructions / the lower bound's (0.5: twice the floor)"
     return counted_rows(
         [
             CountSpec(
@@ -298,8 +339,26 @@ def _ingest_counts(sizes: Sizes) -> list[Row]:
                 title="1. ingest, instructions: feed->resolved->task woken vs orjson floor",
                 target=ORJSON_INSTRUCTIONS_TARGET,
                 subject=ours,
-                baseline=_floor_variant("orjson"),
+                baseline=orjson_floor,
                 ratio_meaning=meaning,
+                **common,
+            ),
+            CountSpec(
+                key="ingest.lower_bound.typed.instructions",
+                title="1. ingest lower bound, instructions: orjson floor + typed read vs floor",
+                target=None,
+                subject=_floor_variant("orjson", adds="typed"),
+                baseline=orjson_floor,
+                ratio_meaning=bound_meaning,
+                **common,
+            ),
+            CountSpec(
+                key="ingest.lower_bound.typed_path.instructions",
+                title="1. ingest lower bound, instructions: floor + typed read + path vs floor",
+                target=None,
+                subject=_floor_variant("orjson", adds="typed+path"),
+                baseline=orjson_floor,
+                ratio_meaning=bound_meaning,
                 **common,
             ),
             CountSpec(

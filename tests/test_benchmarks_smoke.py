@@ -34,6 +34,7 @@ from benchmarks._instructions import (
     run_child,
 )
 from benchmarks._suite import COMPARISONS, run_suite
+from benchmarks.ingest import FloorIngest
 
 # The quick mode's machinery (its helper processes, its peers switched off) at a size
 # that takes seconds.
@@ -74,6 +75,8 @@ COUNTED = [
     ("benchmarks.ingest:GraphcommsIngest", {"finished_limit": 50}),
     ("benchmarks.ingest:FloorIngest", {"decoder": "orjson"}),
     ("benchmarks.ingest:FloorIngest", {"decoder": "json"}),
+    ("benchmarks.ingest:FloorIngest", {"decoder": "orjson", "adds": "typed"}),
+    ("benchmarks.ingest:FloorIngest", {"decoder": "orjson", "adds": "typed+path"}),
     ("benchmarks.ingest:ScalePool", {"pending": 100, "finished_limit": 50}),
     ("benchmarks.action:GraphcommsAction", {}),
     ("benchmarks.action:FloorAction", {}),
@@ -151,6 +154,14 @@ def test_every_counted_workload_runs_its_regions(factory: str, params: dict[str,
     assert len(report["seconds"]) == 3
     assert all(s > 0 for s in report["seconds"])
     assert report["item"] in {"notif", "action"}
+
+
+@pytest.mark.parametrize(
+    ("decoder", "adds"), [("json", "typed"), ("sdk", "typed"), ("orjson", "typed+json")]
+)
+def test_a_lower_bound_is_only_the_orjson_floor_plus_a_known_part(decoder: str, adds: str) -> None:
+    with pytest.raises(ValueError, match="unknown addition"):
+        FloorIngest(decoder=decoder, adds=adds)
 
 
 def test_every_comparison_is_in_the_suite() -> None:
