@@ -36,13 +36,14 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 from yarl import URL
 
 from graphcomms._fleet_port import FleetHost
+from graphcomms._ingest import read_envelope
 from graphcomms._json import dumps
 from graphcomms._routing import ResourceKind, ResourceRef, normalize_id, parse_resource_path
 from graphcomms.errors import ClientClosedError, DeserializationError, RelayUnavailableError
@@ -75,6 +76,10 @@ T = TypeVar("T")
 _IID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CONTEXT = re.compile(r"([A-Za-z0-9_-]{1,64})\.(\d{1,9})\.")
 _REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+# Items with their parsed paths (None: the item has none; ingestion counts it bad).
+_Local: TypeAlias = "list[tuple[Any, ResourceRef | None]]"
+_Unknown: TypeAlias = "list[tuple[Any, ResourceRef]]"
 
 # Renew the lock only while it is still ours.
 _RENEW = """
@@ -241,10 +246,10 @@ class Relay:
         # The write-behind flush, due ``flush_interval`` after the first dirty record.
         self._timer: asyncio.TimerHandle | None = None
         self._tags: dict[str, str] = {}
-        # Incarnation ("iid.gen") -> who adopted its work; and, derived from it, each
-        # adopted instance -> who adopted its latest adopted incarnation.
+        # Incarnation ("iid.gen") -> who adopted its work. Only operations name their
+        # incarnation (in their clientContext); a call's owner is its key in Redis,
+        # which the adoption rewrites.
         self._adopted: dict[str, str] = {}
-        self._adopter_of: dict[str, str] = {}
         self._owner_cache: OrderedDict[str, str] = OrderedDict()
         self._owner_cache_size = owner_cache_size
         self._inboxes: list[str] = [self.keys.inbox(instance)]
@@ -440,10 +445,19 @@ class Relay:
         self._incarnation = f"{self.instance}.{int(generation or 0)}."
         await self._heartbeat_once()
         await self._ensure_group(keys.inbox(self.instance))
-        for stream in await self._redis.smembers(keys.adoptions(self.instance)):
-            name = text(stream)
-            if name not in self._inboxes:
-                self._inboxes.append(name)
+        # Back after an adoption (which needed this identity's lock, now ours): the
+        # adopters stop reading this inbox at their next heartbeat. What is in it for
+        # them meanwhile, this instance passes on (`_take_entry`).
+        adopters = {
+            adopter
+            for incarnation, adopter in self._adopted.items()
+            if incarnation.rpartition(".")[0] == self.instance
+        }
+        if adopters:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for adopter in sorted(adopters):
+                    pipe.srem(keys.adoptions(adopter), keys.inbox(self.instance))
+                await pipe.execute()
         records: Mapping[Any, Any] = await self._redis.hgetall(keys.state(self.instance))
         return records
 
@@ -513,37 +527,55 @@ class Relay:
                 "notification body has no 'value' list (not a commsNotifications envelope)",
                 payload=None,
             )
+        local, foreign, unknown = self._sort(host, items)
+        for item, ref in local:
+            host.apply_item(item, ref)
+        self.stats.local_items += len(local)
+        if unknown:
+            mine = await self._place(unknown, foreign, hint, len(items) - len(local))
+            for item, ref in mine:
+                host.apply_item(item, ref)
+            self.stats.local_items += len(mine)
+        if foreign:
+            await self._forward(host, foreign)
+        return len(items)
+
+    def _sort(
+        self, host: FleetHost, items: list[Any]
+    ) -> tuple[_Local, dict[str, list[Any]], _Unknown]:
+        """``items`` by owner: this instance's (with their parsed paths), each other
+        owner's, and those whose call's owner must be looked up. Each path is parsed
+        once, here: a local item is applied with it."""
+        local: _Local = []
         foreign: dict[str, list[Any]] = {}
-        unknown: list[tuple[Any, ResourceRef]] = []
-        local = 0
+        unknown: _Unknown = []
         for item in items:
-            # The path is parsed once, here: a local item is applied with it.
             owner, ref = self._owner(host, item)
             if owner is None:
-                host.apply_item(item, ref)
-                local += 1
+                local.append((item, ref))
             elif owner == "?" and ref is not None:
                 unknown.append((item, ref))
             else:
                 foreign.setdefault(owner, []).append(item)
-        self.stats.local_items += local
-        if unknown:
-            owners = await self._look_up_owners(
-                [ref.call_id for _, ref in unknown],
-                len(unknown) + sum(map(len, foreign.values())),
-            )
-            for item, ref in unknown:
-                owner = owners.get(ref.call_id)
-                if owner is None and hint and hint != self.instance and _IID.fullmatch(hint):
-                    owner = hint  # nobody recorded the call yet: the URL's affinity hint
-                if owner is None or owner == self.instance:
-                    host.apply_item(item, ref)
-                    self.stats.local_items += 1
-                else:
-                    foreign.setdefault(self._adopter(owner), []).append(item)
-        if foreign:
-            await self._forward(host, foreign)
-        return len(items)
+        return local, foreign, unknown
+
+    async def _place(
+        self, unknown: _Unknown, foreign: dict[str, list[Any]], hint: str | None, items: int
+    ) -> _Unknown:
+        """Look up the owners of ``unknown``'s calls: each other owner's items go into
+        ``foreign``; this instance's, and those of a call nobody recorded (nor a hint
+        names), are returned."""
+        owners = await self._look_up_owners([ref.call_id for _, ref in unknown], items)
+        mine: _Unknown = []
+        for item, ref in unknown:
+            owner = owners.get(ref.call_id)
+            if owner is None and hint and hint != self.instance and _IID.fullmatch(hint):
+                owner = hint  # nobody recorded the call yet: the URL's affinity hint
+            if owner is None or owner == self.instance:
+                mine.append((item, ref))
+            else:
+                foreign.setdefault(owner, []).append(item)
+        return mine
 
     def _owner(self, host: FleetHost, item: Any) -> tuple[str | None, ResourceRef | None]:
         """Whose ``item`` is, and its parsed path (None when it has none). The owner
@@ -574,6 +606,8 @@ class Relay:
                     incarnation = match.group(0)
                     if incarnation == self._incarnation:
                         return None
+                    # An adopted incarnation's work is its adopter's; the same name's
+                    # later incarnation (back after the adoption) owns what it began.
                     adopter = self._adopted.get(incarnation[:-1])
                     owner = adopter if adopter is not None else match.group(1)
                     return None if owner == self.instance else owner
@@ -581,22 +615,12 @@ class Relay:
             return None
         cached = self._owner_cache.get(ref.call_id)
         if cached is not None:
-            return None if cached == self.instance else self._adopter(cached)
+            return None if cached == self.instance else cached
         return "?"
 
-    def _adopter(self, owner: str) -> str:
-        """Where an instance's items go: the instance, or who adopted its work."""
-        return self._adopter_of.get(owner, owner)
-
     def _set_adopted(self, adopted: dict[str, str]) -> None:
+        """An adoption moves calls to their adopter: owners cached before it are stale."""
         self._adopted = adopted
-        latest: dict[str, tuple[int, str]] = {}
-        for incarnation, adopter in adopted.items():
-            iid, _, generation = incarnation.rpartition(".")
-            number = int(generation) if generation.isdigit() else -1
-            if number >= latest.get(iid, (-2, ""))[0]:
-                latest[iid] = (number, adopter)
-        self._adopter_of = {iid: adopter for iid, (_, adopter) in latest.items()}
         self._owner_cache.clear()
 
     async def _look_up_owners(self, keys: Sequence[str], items: int) -> dict[str, str]:
@@ -615,23 +639,33 @@ class Relay:
                     self._owner_cache.popitem(last=False)
         return found
 
-    async def _forward(self, host: FleetHost, foreign: dict[str, list[Any]]) -> None:
+    async def _forward(
+        self, host: FleetHost, foreign: dict[str, list[Any]], *, rerouted: bool = False
+    ) -> None:
         """XADD each owner's items to its inbox. ``NOMKSTREAM``: an owner whose inbox
         does not exist is no instance of this fleet (every instance creates its inbox
         when it starts, and a lost one's stays for its adopter). A validly signed body
         can still name any instance in its ``clientContext`` or callback hint, so its
         items are applied here instead (unmatched, and counted) and no stream is made
-        for the name: the number of streams stays the number of instances."""
+        for the name: the number of streams stays the number of instances.
+        ``rerouted``: items read from an inbox that were not its reader's; their entry
+        says so, and is not routed again."""
         count = sum(map(len, foreign.values()))
         now = str(int(time.time() * 1000))
         owners = list(foreign)
+        extra = {"r": "1"} if rerouted else {}
 
         async def xadd_all() -> list[object]:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for owner in owners:
                     pipe.xadd(
                         self.keys.inbox(owner),
-                        {"b": dumps({"value": foreign[owner]}), "f": self.instance, "t": now},
+                        {
+                            "b": dumps({"value": foreign[owner]}),
+                            "f": self.instance,
+                            "t": now,
+                            **extra,
+                        },
                         maxlen=self.stream_max_length,
                         approximate=True,
                         nomkstream=True,
@@ -647,6 +681,8 @@ class Relay:
                     host.apply_item(item)
             else:
                 self.stats.forwarded_items += len(items)
+                if rerouted:
+                    self.stats.rerouted_items += len(items)
 
     async def _guarded(self, command: Callable[[], Awaitable[T]], items: int) -> T:
         """A Redis command on the forwarding path: refused at once while the breaker
@@ -723,9 +759,13 @@ class Relay:
                 if not fields:
                     continue  # deleted while pending: nothing to apply
                 body = fields.get(b"b") or fields.get("b")
+                rerouted = bool(fields.get(b"r") or fields.get("r"))
                 self.stats.inbox_entries += 1
                 try:
-                    self.stats.inbox_items += host.feed(body)
+                    if rerouted:
+                        self.stats.inbox_items += host.feed(body)  # routed twice: ours now
+                    else:
+                        self.stats.inbox_items += await self._take_entry(host, body)
                 except DeserializationError:
                     _log.warning("inbox entry %s is not a notification body; skipped", eid)
                 self._applied.add(key)
@@ -741,6 +781,23 @@ class Relay:
                     self._applied.discard(f"{name}/{eid}")
             self._breaker.succeeded()
         return seen
+
+    async def _take_entry(self, host: FleetHost, body: Any) -> int:
+        """An inbox entry's items: this instance's applied, any other owner's passed
+        on (once: the entry it makes is applied wherever it lands). An entry can be
+        another's when its sender's view was stale, or when an instance is back after
+        its adoption: its inbox then holds its adopter's items too, for a while.
+        Nothing is applied until what is passed on is in its owner's inbox: if that
+        fails, the entry stays pending and is read again whole."""
+        items = read_envelope(body)
+        local, foreign, unknown = self._sort(host, items)
+        if unknown:
+            local += await self._place(unknown, foreign, None, len(items))
+        if foreign:
+            await self._forward(host, foreign, rerouted=True)
+        for item, ref in local:
+            host.apply_item(item, ref)
+        return len(items)
 
     # -- write-behind ---------------------------------------------------------------
 
@@ -855,10 +912,25 @@ class Relay:
             pipe.zadd(keys.live, {self.instance: now + ms})
             pipe.expire(keys.state(self.instance), int(self.record_ttl))
             pipe.hgetall(keys.adopted)
+            pipe.smembers(keys.adoptions(self.instance))
             answers = await pipe.execute()
-        adopted = {text(k): text(v) for k, v in answers[-1].items()}
+        adopted = {text(k): text(v) for k, v in answers[-2].items()}
         if adopted != self._adopted:
+            adopter = adopted.get(self._incarnation[:-1])
+            if adopter is not None and self._incarnation[:-1] not in self._adopted:
+                self.stats.adopted_while_away += 1
+                _log.error(
+                    "instance %s was cut off from Redis for longer than adopt_after, and "
+                    "%s adopted its work meanwhile: that work's outcomes go there now; "
+                    "restart this process",
+                    self.instance,
+                    adopter,
+                )
             self._set_adopted(adopted)
+        inboxes = [keys.inbox(self.instance), *sorted(map(text, answers[-1]))]
+        if inboxes != self._inboxes:
+            self._inboxes = inboxes  # adopted, or an adopted instance is back
+            self._inboxes_changed.set()
         self._breaker.succeeded()
 
     async def _adopt_the_lost(self) -> None:
@@ -872,13 +944,21 @@ class Relay:
                 await self._adopt(iid)
 
     async def _adopt(self, lost: str) -> None:
+        """Take a lost instance's work, holding its identity's lock meanwhile: no other
+        survivor adopts it too, and if it comes back it waits for the lock
+        (``lock_wait``), then starts afresh under its next generation."""
+        lock = self.keys.lock(lost)
+        token = f"adopting:{self._boot}"
+        if not await self._redis.set(lock, token, nx=True, px=int(self.lease * 3000)):
+            return  # it came back, or another survivor is adopting it
+        try:
+            await self._take_over(lost)
+        finally:
+            with contextlib.suppress(*_REDIS_ERRORS):
+                await self._release(keys=[lock], args=[token])
+
+    async def _take_over(self, lost: str) -> None:
         keys, redis = self.keys, self._redis
-        if not await redis.set(
-            keys.adopting(lost), self.instance, nx=True, px=int(self.lease * 3000)
-        ):
-            return  # another survivor is adopting it
-        if await redis.exists(keys.lock(lost)):
-            return  # it came back
         generation = int(await redis.get(keys.generation(lost)) or 0)
         records = await redis.hgetall(keys.state(lost))
         inbox = keys.inbox(lost)
@@ -893,12 +973,18 @@ class Relay:
             start = text(answer[0])
             if start == "0-0":
                 break
+        ttl = int(self.record_ttl)
         async with redis.pipeline(transaction=True) as pipe:
             if records:
                 pipe.hset(keys.state(self.instance), mapping=records)
+            # Its calls are ours from the same instant as its records: an item about
+            # one is routed here by the call's key, not by the lost instance's name
+            # (which may come back, and owns what it begins then).
+            for key in call_keys(records):
+                pipe.set(keys.call(key), self.instance, ex=ttl)
             pipe.delete(keys.state(lost))
             pipe.hset(keys.adopted, f"{lost}.{generation}", self.instance)
-            pipe.expire(keys.adopted, int(self.record_ttl))
+            pipe.expire(keys.adopted, ttl)
             pipe.incr(keys.generation(lost))
             pipe.zrem(keys.live, lost)
             pipe.sadd(keys.adoptions(self.instance), inbox)
@@ -906,9 +992,6 @@ class Relay:
         self._set_adopted({**self._adopted, f"{lost}.{generation}": self.instance})
         self.stats.adoptions += 1
         recovery = self._restore(records, adopted_from=lost)
-        for key in call_keys(records):
-            self._owners_dirty[key] = self.instance
-        self._soon()
         if inbox not in self._inboxes:
             self._inboxes.append(inbox)
             self._inboxes_changed.set()

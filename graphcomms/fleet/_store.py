@@ -36,9 +36,6 @@ class Keys:
     def lock(self, iid: str) -> str:
         return f"{self.prefix}lock:{iid}"
 
-    def adopting(self, iid: str) -> str:
-        return f"{self.prefix}adopting:{iid}"
-
     def generation(self, iid: str) -> str:
         return f"{self.prefix}gen:{iid}"
 
@@ -67,6 +64,10 @@ class RelayStats:
     local_items: int = 0
     #: Items handed to another instance's inbox (XADD before the webhook's 202).
     forwarded_items: int = 0
+    #: Of those, items read from this instance's inbox that were another's (its
+    #: sender's view was stale, or this instance is back after its adoption), passed
+    #: on once to their owner.
+    rerouted_items: int = 0
     #: Items naming an owner that has no inbox in this fleet (a name no instance
     #: runs under): applied here, where they are unmatched; no stream is created.
     stranger_items: int = 0
@@ -109,6 +110,10 @@ class RelayStats:
     breaker_opened: int = 0
     #: Heartbeats that found this instance's lock held by another process.
     identity_lost: int = 0
+    #: Times a survivor adopted this instance's work while it ran, cut off from Redis
+    #: for longer than ``adopt_after``: that work is the survivor's now (its outcomes
+    #: go there), so restart this process; a liveness probe can watch this counter.
+    adopted_while_away: int = 0
 
 
 class Breaker:

@@ -227,6 +227,50 @@ async def test_a_restart_gives_pending_work_back_tagged(redis_server: RedisServe
             assert a2.relay.stats.recovered_operations == 1
 
 
+async def test_an_instance_back_after_its_adoption_gets_its_new_work(
+    redis_server: RedisServer,
+) -> None:
+    """A StatefulSet pod lost for longer than ``adopt_after`` comes back under its
+    name: the survivor keeps the old work it adopted, and everything the instance does
+    afresh is routed to it, although every notification lands on the survivor."""
+    recoveries: list[Recovery] = []
+    fast = {"lease": 0.3, "adopt_after": 0.3}
+    async with AsyncExitStack() as stack:
+        emulator = await stack.enter_async_context(GraphEmulator(prompt_seconds=1.0))
+        proxy = await stack.enter_async_context(RoundRobinProxy([]))
+        callback = proxy.url + "/callback"
+        b = await stack.enter_async_context(
+            instance(
+                emulator, redis_server.url, "b", callback, on_recovered=recoveries.append, **fast
+            )
+        )
+        proxy.backends.append(b.url)
+        async with instance(emulator, redis_server.url, "a", callback, **fast) as a:
+            old_call = await a.client.create_call(targets=[TARGET])
+            await old_call.wait_for_state("established", timeout=10)
+            old = await old_call.play_prompt([PROMPT])
+        # a is gone with work pending, and stays away until b has adopted it.
+        for _ in range(250):
+            if recoveries:
+                break
+            await asyncio.sleep(0.02)
+        [recovery] = recoveries
+        assert recovery.adopted_from == "a"
+        [adopted] = recovery.operations
+        assert adopted.tracker.client_context == old.client_context
+        async with instance(emulator, redis_server.url, "a", callback, **fast) as a2:
+            call = await a2.client.create_call(targets=[TARGET])
+            await call.wait_for_state("established", timeout=10)
+            prompts = [await call.play_prompt([PROMPT]) for _ in range(4)]
+            for tracker in prompts:
+                assert (await tracker.wait(timeout=10)).status == "completed"
+            assert (await adopted.tracker.wait(timeout=10)).status == "completed"
+            await call.hang_up()
+            await call.wait_for_state("terminated", timeout=10)
+            assert a2.client.stats.unmatched == b.client.stats.unmatched == 0
+            assert a2.relay.stats.forwarded_items == 0  # nothing landed on it
+
+
 async def test_a_survivor_adopts_a_lost_instances_work(redis_server: RedisServer) -> None:
     direct = aioredis.Redis.from_url(redis_server.url)
     record = {
@@ -270,6 +314,71 @@ async def test_a_survivor_adopts_a_lost_instances_work(redis_server: RedisServer
             assert relay.stats.forwarded_items == 0
             assert await direct.exists("gc:{unit}:state:lost") == 0
             assert await direct.hget("gc:{unit}:adopted", "lost.0") == b"b"
+    finally:
+        await direct.aclose()
+
+
+async def test_an_inbox_entry_for_another_instance_is_passed_on_once(
+    redis_server: RedisServer,
+) -> None:
+    """Back after its adoption, an instance reads its own inbox alone (its adopter
+    stops reading it), and passes an entry about the adopted work on to the adopter."""
+    direct = aioredis.Redis.from_url(redis_server.url)
+    record = {"c": CALL, "x": "a.0.abc", "i": None, "t": "PlayPromptOperation", "s": "running"}
+    await direct.hset("gc:{unit}:state:a", mapping={"o:a.0.abc": json.dumps(record)})
+    await direct.zadd("gc:{unit}:live", {"a": 1})  # its lease ended long ago
+    await direct.xgroup_create("gc:{unit}:inbox:a", GROUP, id="0", mkstream=True)
+    recoveries: list[Recovery] = []
+    fast = {"lease": 0.3, "adopt_after": 0.3}
+    try:
+        async with bare(redis_server.url, "b", on_recovered=recoveries.append, **fast) as b:
+            for _ in range(250):
+                if recoveries:
+                    break
+                await asyncio.sleep(0.02)
+            [recovery] = recoveries
+            [adopted] = recovery.operations
+            b_relay = b.fleet
+            assert isinstance(b_relay, Relay)
+            assert "gc:{unit}:inbox:a" in b_relay._inboxes
+            async with bare(redis_server.url, "a", **fast) as a2:
+                a_relay = a2.fleet
+                assert isinstance(a_relay, Relay)
+                assert a_relay.new_client_context().startswith("a.1.")
+                for _ in range(100):
+                    if "gc:{unit}:inbox:a" not in b_relay._inboxes:
+                        break
+                    await asyncio.sleep(0.02)
+                assert b_relay._inboxes == ["gc:{unit}:inbox:b"]
+                assert await direct.smembers("gc:{unit}:adoptions:b") == set()
+                # A sender whose view predates the adoption puts b's item in a's inbox.
+                await direct.xadd("gc:{unit}:inbox:a", {"b": foreign_body("a"), "f": "x", "t": "0"})
+                done = await adopted.tracker.wait(timeout=10)
+                assert done.status == "completed"
+                assert a_relay.stats.rerouted_items == 1
+                assert a2.stats.notifications == 0  # nothing of it applied on a
+                assert b.stats.unmatched == a2.stats.unmatched == 0
+    finally:
+        await direct.aclose()
+
+
+async def test_an_instance_adopted_while_cut_off_says_so(redis_server: RedisServer) -> None:
+    direct = aioredis.Redis.from_url(redis_server.url)
+    try:
+        async with bare(redis_server.url, "a", lease=0.3) as a:
+            relay = a.fleet
+            assert isinstance(relay, Relay)
+            await direct.hset("gc:{unit}:adopted", "a.7", "b")  # an older incarnation
+            await asyncio.sleep(0.3)
+            assert relay.stats.adopted_while_away == 0
+            # What a survivor writes when it takes this incarnation's work.
+            await direct.hset("gc:{unit}:adopted", "a.0", "b")
+            for _ in range(100):
+                if relay.stats.adopted_while_away:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)  # later heartbeats do not count it again
+            assert relay.stats.adopted_while_away == 1
     finally:
         await direct.aclose()
 
@@ -415,18 +524,40 @@ async def test_items_applied_by_the_relay_are_counted_as_feed_counts_them(
         assert (b.stats.notifications, b.stats.bad_items) == (4, 2)
 
 
-def test_an_adopted_instances_items_go_to_its_latest_adopter() -> None:
-    """One dict lookup per routed item; when an instance was lost twice, the adopter
-    of its later incarnation has its work."""
+class _Stranger:
+    """A host that owns nothing: routing goes by what the item names."""
+
+    def owns_operation(self, operation_id: str | None, client_context: str | None) -> bool:
+        return False
+
+    def owns_call(self, key: str) -> bool:
+        return False
+
+
+def test_each_adopted_incarnations_items_go_to_its_adopter() -> None:
+    """One dict lookup per routed item. An instance lost twice: each incarnation's
+    work is with the survivor that adopted it, and what the instance began after it
+    came back (its next generation) is its own."""
     relay = Relay("redis://127.0.0.1:1", app="unit", instance="c")
+    host: Any = _Stranger()
+
+    def owner(ctx: str) -> str | None:
+        [item] = make_notification(make_operation(client_context=ctx), call_id=CALL)["value"]
+        found, ref = relay._owner(host, item)
+        assert ref is not None
+        return found
+
     for adopted in (
         {"x.0": "a", "x.1": "b", "y.3": "c", "bogus": "z"},
         {"bogus": "z", "y.3": "c", "x.1": "b", "x.0": "a"},
     ):
         relay._set_adopted(adopted)
-        assert relay._adopter("x") == "b"
-        assert relay._adopter("y") == "c"
-        assert relay._adopter("w") == "w"
+        assert owner("x.0.abc") == "a"
+        assert owner("x.1.abc") == "b"
+        assert owner("x.2.abc") == "x"
+        assert owner("y.3.abc") is None  # adopted by this instance: its own
+        assert owner("y.4.abc") == "y"
+        assert owner("w.0.abc") == "w"
 
 
 async def test_cancelling_one_waiting_action_leaves_the_others_waiting_with_it(
