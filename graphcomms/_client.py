@@ -220,6 +220,8 @@ class CommsClient:
             except BaseException:
                 await self.aclose()
                 raise
+            # Hinted again now that the relay knows which incarnation this is.
+            self.callback_uri = self.callback_uri
         return self
 
     def _fleet_host(self) -> FleetHost:

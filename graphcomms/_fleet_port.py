@@ -47,7 +47,8 @@ class FleetPort(Protocol):
         ...
 
     def hinted_callback(self, url: str) -> str:
-        """``url`` naming this instance (the affinity hint Graph echoes back)."""
+        """``url`` naming this instance, once started its incarnation (the affinity
+        hint Graph echoes back)."""
         ...
 
     def operation_registered(

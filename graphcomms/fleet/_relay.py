@@ -75,6 +75,9 @@ T = TypeVar("T")
 
 _IID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CONTEXT = re.compile(r"([A-Za-z0-9_-]{1,64})\.(\d{1,9})\.")
+# A callback URL's hint: the incarnation that gave Graph the URL ("iid.gen"), or an
+# instance name alone.
+_HINT = re.compile(r"([A-Za-z0-9_-]{1,64})(?:\.\d{1,9})?")
 _REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 # Items with their parsed paths (None: the item has none; ingestion counts it bad).
@@ -252,7 +255,10 @@ class Relay:
         self._adopted: dict[str, str] = {}
         self._owner_cache: OrderedDict[str, str] = OrderedDict()
         self._owner_cache_size = owner_cache_size
+        # This instance's inbox first, then those of the instances it adopted.
         self._inboxes: list[str] = [self.keys.inbox(instance)]
+        # Adopted inboxes no longer read: their instances came back.
+        self._returned: set[str] = set()
         self._inboxes_changed = asyncio.Event()
         # Inbox entries applied here but not yet acknowledged: never applied twice.
         self._applied: set[str] = set()
@@ -304,7 +310,10 @@ class Relay:
         return f"{self._incarnation}{os.urandom(12).hex()}"
 
     def hinted_callback(self, url: str) -> str:
-        return str(URL(url).update_query({HINT_PARAM: self.instance}))
+        # The incarnation, not the name alone: a call this instance begins before a
+        # survivor adopts it is the survivor's, one it begins after coming back is its
+        # own, and an item about either can come before the call's owner is recorded.
+        return str(URL(url).update_query({HINT_PARAM: self._incarnation[:-1] or self.instance}))
 
     def operation_registered(
         self, tracker: OperationTracker[Any], *, call_id: str, deadline: float | None
@@ -537,7 +546,7 @@ class Relay:
                 host.apply_item(item, ref)
             self.stats.local_items += len(mine)
         if foreign:
-            await self._forward(host, foreign)
+            await self._forward(host, foreign, hint=hint)
         return len(items)
 
     def _sort(
@@ -569,8 +578,8 @@ class Relay:
         mine: _Unknown = []
         for item, ref in unknown:
             owner = owners.get(ref.call_id)
-            if owner is None and hint and hint != self.instance and _IID.fullmatch(hint):
-                owner = hint  # nobody recorded the call yet: the URL's affinity hint
+            if owner is None and hint:
+                owner = self._hinted(hint)  # nobody recorded the call yet
             if owner is None or owner == self.instance:
                 mine.append((item, ref))
             else:
@@ -623,6 +632,15 @@ class Relay:
         self._adopted = adopted
         self._owner_cache.clear()
 
+    def _hinted(self, hint: str) -> str | None:
+        """Who owns a call that a hint names: the incarnation's adopter if it was
+        adopted, else the instance (None for a hint that is no instance's)."""
+        match = _HINT.fullmatch(hint)
+        if match is None:
+            return None
+        adopter = self._adopted.get(hint)
+        return adopter if adopter is not None else match.group(1)
+
     async def _look_up_owners(self, keys: Sequence[str], items: int) -> dict[str, str]:
         unique = list(dict.fromkeys(keys))
         self.stats.owner_lookups += len(unique)
@@ -640,7 +658,12 @@ class Relay:
         return found
 
     async def _forward(
-        self, host: FleetHost, foreign: dict[str, list[Any]], *, rerouted: bool = False
+        self,
+        host: FleetHost,
+        foreign: dict[str, list[Any]],
+        *,
+        hint: str | None = None,
+        rerouted: bool = False,
     ) -> None:
         """XADD each owner's items to its inbox. ``NOMKSTREAM``: an owner whose inbox
         does not exist is no instance of this fleet (every instance creates its inbox
@@ -648,12 +671,15 @@ class Relay:
         can still name any instance in its ``clientContext`` or callback hint, so its
         items are applied here instead (unmatched, and counted) and no stream is made
         for the name: the number of streams stays the number of instances.
+        ``hint``: the callback URL's, kept with the entry for its reader.
         ``rerouted``: items read from an inbox that were not its reader's; their entry
         says so, and is not routed again."""
         count = sum(map(len, foreign.values()))
         now = str(int(time.time() * 1000))
         owners = list(foreign)
         extra = {"r": "1"} if rerouted else {}
+        if hint is not None:
+            extra["h"] = hint
 
         async def xadd_all() -> list[object]:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -760,12 +786,15 @@ class Relay:
                     continue  # deleted while pending: nothing to apply
                 body = fields.get(b"b") or fields.get("b")
                 rerouted = bool(fields.get(b"r") or fields.get("r"))
+                hint = fields.get(b"h") or fields.get("h")
                 self.stats.inbox_entries += 1
                 try:
                     if rerouted:
                         self.stats.inbox_items += host.feed(body)  # routed twice: ours now
                     else:
-                        self.stats.inbox_items += await self._take_entry(host, body)
+                        self.stats.inbox_items += await self._take_entry(
+                            host, body, name, None if hint is None else text(hint)
+                        )
                 except DeserializationError:
                     _log.warning("inbox entry %s is not a notification body; skipped", eid)
                 self._applied.add(key)
@@ -782,22 +811,35 @@ class Relay:
             self._breaker.succeeded()
         return seen
 
-    async def _take_entry(self, host: FleetHost, body: Any) -> int:
+    async def _take_entry(self, host: FleetHost, body: Any, stream: str, hint: str | None) -> int:
         """An inbox entry's items: this instance's applied, any other owner's passed
         on (once: the entry it makes is applied wherever it lands). An entry can be
-        another's when its sender's view was stale, or when an instance is back after
-        its adoption: its inbox then holds its adopter's items too, for a while.
+        another's when its sender's view was stale, or around an adopted instance's
+        return: for a moment both it and its adopter read its inbox.
         Nothing is applied until what is passed on is in its owner's inbox: if that
         fails, the entry stays pending and is read again whole."""
         items = read_envelope(body)
         local, foreign, unknown = self._sort(host, items)
         if unknown:
-            local += await self._place(unknown, foreign, None, len(items))
+            local += await self._place(unknown, foreign, hint, len(items))
+        if stream != self._inboxes[0] and self.keys.inbox_owner(stream) in foreign:
+            # Read in an adopted inbox: its instance's new work (a later incarnation's
+            # operation, a call it recorded or named since), so it is back and reads
+            # this inbox again. Stop now, not at the next heartbeat, so that what is
+            # passed on to it here is not read here.
+            self._let_inbox_go(stream)
         if foreign:
             await self._forward(host, foreign, rerouted=True)
         for item, ref in local:
             host.apply_item(item, ref)
         return len(items)
+
+    def _let_inbox_go(self, stream: str) -> None:
+        """Stop reading an adopted inbox whose instance is back (its own to read)."""
+        if stream in self._inboxes:
+            self._inboxes.remove(stream)
+            self._inboxes_changed.set()
+        self._returned.add(stream)
 
     # -- write-behind ---------------------------------------------------------------
 
@@ -927,7 +969,11 @@ class Relay:
                     adopter,
                 )
             self._set_adopted(adopted)
-        inboxes = [keys.inbox(self.instance), *sorted(map(text, answers[-1]))]
+        adopted_inboxes = set(map(text, answers[-1]))
+        # An inbox let go because its instance is back stays let go, though its
+        # adoption is still listed until that instance's own start removes it.
+        self._returned &= adopted_inboxes
+        inboxes = [keys.inbox(self.instance), *sorted(adopted_inboxes - self._returned)]
         if inboxes != self._inboxes:
             self._inboxes = inboxes  # adopted, or an adopted instance is back
             self._inboxes_changed.set()
@@ -992,6 +1038,7 @@ class Relay:
         self._set_adopted({**self._adopted, f"{lost}.{generation}": self.instance})
         self.stats.adoptions += 1
         recovery = self._restore(records, adopted_from=lost)
+        self._returned.discard(inbox)  # lost again, after it had come back
         if inbox not in self._inboxes:
             self._inboxes.append(inbox)
             self._inboxes_changed.set()

@@ -362,6 +362,49 @@ async def test_an_inbox_entry_for_another_instance_is_passed_on_once(
         await direct.aclose()
 
 
+async def test_an_adopter_lets_an_inbox_go_when_its_instance_is_back(
+    redis_server: RedisServer,
+) -> None:
+    """The first item of a returned instance's new work that its adopter reads in that
+    inbox is passed on, and the adopter stops reading there at once, its heartbeat
+    notwithstanding: it does not read back what it passed on."""
+    direct = aioredis.Redis.from_url(redis_server.url)
+    record = {"c": CALL, "x": "a.0.abc", "i": None, "t": "PlayPromptOperation", "s": "running"}
+    await direct.hset("gc:{unit}:state:a", mapping={"o:a.0.abc": json.dumps(record)})
+    await direct.zadd("gc:{unit}:live", {"a": 1})
+    await direct.xgroup_create("gc:{unit}:inbox:a", GROUP, id="0", mkstream=True)
+    recoveries: list[Recovery] = []
+    try:
+        async with bare(
+            redis_server.url, "b", lease=0.3, adopt_after=0.3, on_recovered=recoveries.append
+        ) as b:
+            for _ in range(250):
+                if recoveries:
+                    break
+                await asyncio.sleep(0.02)
+            relay = b.fleet
+            assert isinstance(relay, Relay)
+            assert relay._inboxes == ["gc:{unit}:inbox:b", "gc:{unit}:inbox:a"]
+            # a's next incarnation's completion, in a's inbox (a itself is not running).
+            await direct.xadd(
+                "gc:{unit}:inbox:a",
+                {"b": foreign_body("a").replace(b"a.0.", b"a.1."), "f": "x", "t": "0"},
+            )
+            for _ in range(250):
+                if relay.stats.rerouted_items:
+                    break
+                await asyncio.sleep(0.02)
+            assert relay.stats.rerouted_items == 1
+            assert relay._inboxes == ["gc:{unit}:inbox:b"]
+            await asyncio.sleep(0.5)  # heartbeats, with the adoption still listed
+            assert relay._inboxes == ["gc:{unit}:inbox:b"]
+            [(_, fields)] = await direct.xrange("gc:{unit}:inbox:a")
+            assert fields[b"r"] == b"1"  # passed on, for a to read
+            assert b.stats.notifications == 0
+    finally:
+        await direct.aclose()
+
+
 async def test_an_instance_adopted_while_cut_off_says_so(redis_server: RedisServer) -> None:
     direct = aioredis.Redis.from_url(redis_server.url)
     try:

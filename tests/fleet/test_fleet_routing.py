@@ -29,8 +29,10 @@ async def test_operations_resolve_on_their_issuer_whichever_instance_is_hit(
         proxy.answered.update({a.url: 0, b.url: 0})
 
         calls = [await a.client.create_call(targets=[TARGET]) for _ in range(3)]
-        # The callback URL Graph got names the owner: the hint for its first items.
-        assert all(emulator.calls[c.id].callback_uri == f"{callback}?gcInstance=a" for c in calls)
+        # The callback URL Graph got names the owner's incarnation (generation 0 of a):
+        # the hint for its first items.
+        hinted = f"{callback}?gcInstance=a.0"
+        assert all(emulator.calls[c.id].callback_uri == hinted for c in calls)
         for call in calls:
             await call.wait_for_state("established", timeout=10)
         trackers = [await call.play_prompt([PROMPT]) for call in calls for _ in range(3)]
