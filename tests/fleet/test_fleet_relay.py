@@ -79,6 +79,25 @@ def foreign_body(owner: str, *also: str) -> bytes:
     return json.dumps(make_envelope(*items)).encode()
 
 
+async def left_behind(direct: aioredis.Redis, name: str, **record_fields: str) -> None:
+    """What an instance lost long ago leaves in Redis: the record of one pending
+    playPrompt (clientContext ``{name}.0.abc``), a lease that ended, and its inbox."""
+    record = {"c": CALL, "x": f"{name}.0.abc", "i": None, "t": "PlayPromptOperation"}
+    record.update(s="running", **record_fields)
+    await direct.hset(f"gc:{{unit}}:state:{name}", f"o:{name}.0.abc", json.dumps(record))
+    await direct.zadd("gc:{unit}:live", {name: 1})
+    await direct.xgroup_create(f"gc:{{unit}}:inbox:{name}", GROUP, id="0", mkstream=True)
+
+
+async def first_recovery(recoveries: list[Recovery]) -> Recovery:
+    for _ in range(250):
+        if recoveries:
+            break
+        await asyncio.sleep(0.02)
+    [recovery] = recoveries
+    return recovery
+
+
 async def test_foreign_items_go_to_the_owners_inbox_and_503_when_redis_is_away(
     redis_server: RedisServer,
 ) -> None:
@@ -250,11 +269,7 @@ async def test_an_instance_back_after_its_adoption_gets_its_new_work(
             await old_call.wait_for_state("established", timeout=10)
             old = await old_call.play_prompt([PROMPT])
         # a is gone with work pending, and stays away until b has adopted it.
-        for _ in range(250):
-            if recoveries:
-                break
-            await asyncio.sleep(0.02)
-        [recovery] = recoveries
+        recovery = await first_recovery(recoveries)
         assert recovery.adopted_from == "a"
         [adopted] = recovery.operations
         assert adopted.tracker.client_context == old.client_context
@@ -273,31 +288,15 @@ async def test_an_instance_back_after_its_adoption_gets_its_new_work(
 
 async def test_a_survivor_adopts_a_lost_instances_work(redis_server: RedisServer) -> None:
     direct = aioredis.Redis.from_url(redis_server.url)
-    record = {
-        "c": CALL,
-        "x": "lost.0.abc",
-        "i": None,
-        "t": "PlayPromptOperation",
-        "s": "running",
-        "g": "step 2",
-    }
-    await direct.hset(
-        "gc:{unit}:state:lost",
-        mapping={"o:lost.0.abc": json.dumps(record), "o:junk": "not a record"},
-    )
-    await direct.zadd("gc:{unit}:live", {"lost": 1})  # its lease ended long ago
-    await direct.xgroup_create("gc:{unit}:inbox:lost", "owner", id="0", mkstream=True)
+    await left_behind(direct, "lost", g="step 2")
+    await direct.hset("gc:{unit}:state:lost", "o:junk", "not a record")
     await direct.xadd("gc:{unit}:inbox:lost", {"b": foreign_body("lost"), "f": "x", "t": "0"})
     recoveries: list[Recovery] = []
     try:
         async with bare(
             redis_server.url, "b", lease=0.3, adopt_after=0.3, on_recovered=recoveries.append
         ) as b:
-            for _ in range(200):
-                if recoveries:
-                    break
-                await asyncio.sleep(0.02)
-            [recovery] = recoveries
+            recovery = await first_recovery(recoveries)
             assert recovery.adopted_from == "lost"
             [op] = recovery.operations
             assert op.tag == "step 2"
@@ -324,20 +323,12 @@ async def test_an_inbox_entry_for_another_instance_is_passed_on_once(
     """Back after its adoption, an instance reads its own inbox alone (its adopter
     stops reading it), and passes an entry about the adopted work on to the adopter."""
     direct = aioredis.Redis.from_url(redis_server.url)
-    record = {"c": CALL, "x": "a.0.abc", "i": None, "t": "PlayPromptOperation", "s": "running"}
-    await direct.hset("gc:{unit}:state:a", mapping={"o:a.0.abc": json.dumps(record)})
-    await direct.zadd("gc:{unit}:live", {"a": 1})  # its lease ended long ago
-    await direct.xgroup_create("gc:{unit}:inbox:a", GROUP, id="0", mkstream=True)
+    await left_behind(direct, "a")
     recoveries: list[Recovery] = []
     fast = {"lease": 0.3, "adopt_after": 0.3}
     try:
         async with bare(redis_server.url, "b", on_recovered=recoveries.append, **fast) as b:
-            for _ in range(250):
-                if recoveries:
-                    break
-                await asyncio.sleep(0.02)
-            [recovery] = recoveries
-            [adopted] = recovery.operations
+            [adopted] = (await first_recovery(recoveries)).operations
             b_relay = b.fleet
             assert isinstance(b_relay, Relay)
             assert "gc:{unit}:inbox:a" in b_relay._inboxes
@@ -369,19 +360,13 @@ async def test_an_adopter_lets_an_inbox_go_when_its_instance_is_back(
     inbox is passed on, and the adopter stops reading there at once, its heartbeat
     notwithstanding: it does not read back what it passed on."""
     direct = aioredis.Redis.from_url(redis_server.url)
-    record = {"c": CALL, "x": "a.0.abc", "i": None, "t": "PlayPromptOperation", "s": "running"}
-    await direct.hset("gc:{unit}:state:a", mapping={"o:a.0.abc": json.dumps(record)})
-    await direct.zadd("gc:{unit}:live", {"a": 1})
-    await direct.xgroup_create("gc:{unit}:inbox:a", GROUP, id="0", mkstream=True)
+    await left_behind(direct, "a")
     recoveries: list[Recovery] = []
     try:
         async with bare(
             redis_server.url, "b", lease=0.3, adopt_after=0.3, on_recovered=recoveries.append
         ) as b:
-            for _ in range(250):
-                if recoveries:
-                    break
-                await asyncio.sleep(0.02)
+            await first_recovery(recoveries)
             relay = b.fleet
             assert isinstance(relay, Relay)
             assert relay._inboxes == ["gc:{unit}:inbox:b", "gc:{unit}:inbox:a"]
