@@ -327,7 +327,9 @@ async def test_an_inbox_entry_for_another_instance_is_passed_on_once(
     recoveries: list[Recovery] = []
     fast = {"lease": 0.3, "adopt_after": 0.3}
     try:
-        async with bare(redis_server.url, "b", on_recovered=recoveries.append, **fast) as b:
+        async with bare(
+            redis_server.url, "b", on_recovered=recoveries.append, block=0.1, **fast
+        ) as b:
             [adopted] = (await first_recovery(recoveries)).operations
             b_relay = b.fleet
             assert isinstance(b_relay, Relay)
@@ -342,6 +344,9 @@ async def test_an_inbox_entry_for_another_instance_is_passed_on_once(
                     await asyncio.sleep(0.02)
                 assert b_relay._inboxes == ["gc:{unit}:inbox:b"]
                 assert await direct.smembers("gc:{unit}:adoptions:b") == set()
+                # A blocking read b began before it let the inbox go may still take an
+                # entry there (and b would apply its own item): let it end first.
+                await asyncio.sleep(0.3)
                 # A sender whose view predates the adoption puts b's item in a's inbox.
                 await direct.xadd("gc:{unit}:inbox:a", {"b": foreign_body("a"), "f": "x", "t": "0"})
                 done = await adopted.tracker.wait(timeout=10)
