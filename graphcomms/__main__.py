@@ -6,7 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 _ACCESS_TOKEN_VARIABLE = "GRAPHCOMMS_EMULATOR_ACCESS_TOKEN"  # noqa: S105 - a variable name
 
@@ -116,6 +119,34 @@ def _non_negative(text: str) -> float:
     return value
 
 
+async def _until_stopped(serving: Coroutine[Any, Any, None]) -> None:
+    """Run ``serving`` until SIGINT or SIGTERM, then let it close. Handled here rather
+    than as ``KeyboardInterrupt`` alone: a process started in the background by a
+    non-interactive shell inherits SIGINT ignored, and a container runtime or service
+    manager stops a process with SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    handled = []
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(stop, stopped.set)
+        except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C stays KeyboardInterrupt
+            continue
+        handled.append(stop)
+    task = asyncio.ensure_future(serving)
+    signalled = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait((task, signalled), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for stop in handled:
+            loop.remove_signal_handler(stop)
+        for pending in (task, signalled):
+            pending.cancel()
+        await asyncio.gather(task, signalled, return_exceptions=True)
+    if not task.cancelled():
+        task.result()  # what stopped it on its own, if anything, is raised
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
@@ -128,15 +159,17 @@ def main(argv: list[str] | None = None) -> int:
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(
-                run_emulator(
-                    port=args.port,
-                    host=args.host,
-                    seed=args.seed,
-                    access_token=args.access_token,
-                    readable_operations=args.readable_operations,
-                    bot_webhook_url=args.bot_webhook_url,
-                    prompt_seconds=args.prompt_seconds,
-                    keep_alive_window=args.keep_alive_window or None,
+                _until_stopped(
+                    run_emulator(
+                        port=args.port,
+                        host=args.host,
+                        seed=args.seed,
+                        access_token=args.access_token,
+                        readable_operations=args.readable_operations,
+                        bot_webhook_url=args.bot_webhook_url,
+                        prompt_seconds=args.prompt_seconds,
+                        keep_alive_window=args.keep_alive_window or None,
+                    )
                 )
             )
         return 0

@@ -171,6 +171,43 @@ async def test_the_emulator_command_requires_its_access_token() -> None:
     assert TOKEN not in "".join(printed) + rest.decode()
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("stop", "sigint_ignored"),
+    [(signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["sigterm", "sigint-started-ignored"],
+)
+async def test_the_emulator_command_stops_cleanly_on_a_signal(
+    stop: signal.Signals, sigint_ignored: bool
+) -> None:
+    """A service manager stops it with SIGTERM; a shell script that started it in the
+    background (which starts it with SIGINT ignored) with SIGINT."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "graphcomms",
+        "emulator",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=_ignore_sigint if sigint_ignored else None,
+    )
+    assert process.stdout is not None
+    try:
+        while b"Graph v1.0:" not in await asyncio.wait_for(process.stdout.readline(), 30):
+            pass
+    finally:
+        process.send_signal(stop)
+        _, errors = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, errors.decode()
+    assert b"Traceback" not in errors
+
+
 def test_the_top_level_help_explains_every_command_in_plain_text() -> None:
     parser = cli.build_parser()
     for action in _options(parser):
