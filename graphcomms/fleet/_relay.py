@@ -822,17 +822,28 @@ class Relay:
         local, foreign, unknown = self._sort(host, items)
         if unknown:
             local += await self._place(unknown, foreign, hint, len(items))
-        if stream != self._inboxes[0] and self.keys.inbox_owner(stream) in foreign:
-            # Read in an adopted inbox: its instance's new work (a later incarnation's
-            # operation, a call it recorded or named since), so it is back and reads
-            # this inbox again. Stop now, not at the next heartbeat, so that what is
-            # passed on to it here is not read here.
-            self._let_inbox_go(stream)
+        adopted = self.keys.inbox_owner(stream) if stream != self._inboxes[0] else None
+        if adopted is not None and adopted in foreign:
+            # Read in an adopted inbox, and that instance's by what it names.
+            if await self._is_live(adopted, len(items)):
+                # Its new work: it is back, and reads this inbox again. Stop now, not
+                # at the next heartbeat, so that what is passed on to it here is not
+                # read here.
+                self._let_inbox_go(stream)
+            else:
+                # Named through an adoption it did not live to see (it had adopted
+                # the instance the item names, then was lost itself): ours.
+                local.extend((item, None) for item in foreign.pop(adopted))
         if foreign:
             await self._forward(host, foreign, rerouted=True)
         for item, ref in local:
             host.apply_item(item, ref)
         return len(items)
+
+    async def _is_live(self, iid: str, items: int) -> bool:
+        """True while ``iid`` holds a lease (a lost one's was removed when adopted)."""
+        expiry = await self._guarded(lambda: self._redis.zscore(self.keys.live, iid), items)
+        return expiry is not None and expiry > time.time() * 1000
 
     def _let_inbox_go(self, stream: str) -> None:
         """Stop reading an adopted inbox whose instance is back (its own to read)."""

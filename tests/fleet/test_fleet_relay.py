@@ -380,7 +380,9 @@ async def test_an_adopter_lets_an_inbox_go_when_its_instance_is_back(
             relay = b.fleet
             assert isinstance(relay, Relay)
             assert relay._inboxes == ["gc:{unit}:inbox:b", "gc:{unit}:inbox:a"]
-            # a's next incarnation's completion, in a's inbox (a itself is not running).
+            # a is back (its lease, as its heartbeat writes it; the process itself is not
+            # needed here), and its next incarnation's completion is in its inbox.
+            await direct.zadd("gc:{unit}:live", {"a": int(time.time() * 1000) + 60_000})
             await direct.xadd(
                 "gc:{unit}:inbox:a",
                 {"b": foreign_body("a").replace(b"a.0.", b"a.1."), "f": "x", "t": "0"},
@@ -396,6 +398,35 @@ async def test_an_adopter_lets_an_inbox_go_when_its_instance_is_back(
             [(_, fields)] = await direct.xrange("gc:{unit}:inbox:a")
             assert fields[b"r"] == b"1"  # passed on, for a to read
             assert b.stats.notifications == 0
+    finally:
+        await direct.aclose()
+
+
+async def test_an_item_named_through_an_adoption_chain_stays_with_its_last_adopter(
+    redis_server: RedisServer,
+) -> None:
+    """x's work went to a, and a (with it) to b. An item about x's work that b no longer
+    knows names a, whose inbox b reads: a is not back, so the item is b's, and b goes
+    on reading a's inbox."""
+    direct = aioredis.Redis.from_url(redis_server.url)
+    await left_behind(direct, "a")
+    await direct.hset("gc:{unit}:adopted", "x.0", "a")
+    recoveries: list[Recovery] = []
+    try:
+        async with bare(
+            redis_server.url, "b", lease=0.3, adopt_after=0.3, on_recovered=recoveries.append
+        ) as b:
+            await first_recovery(recoveries)
+            relay = b.fleet
+            assert isinstance(relay, Relay)
+            await direct.xadd("gc:{unit}:inbox:a", {"b": foreign_body("x"), "f": "y", "t": "0"})
+            for _ in range(250):
+                if b.stats.notifications:
+                    break
+                await asyncio.sleep(0.02)
+            assert b.stats.notifications == 1  # applied here (nothing waits for it)
+            assert relay.stats.rerouted_items == 0
+            assert "gc:{unit}:inbox:a" in relay._inboxes
     finally:
         await direct.aclose()
 
