@@ -132,19 +132,18 @@ def test_emulator_access_token_from_the_environment(
     assert TOKEN not in capsys.readouterr().out
 
 
-async def test_the_emulator_command_requires_its_access_token() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "graphcomms",
-        "emulator",
-        "--port",
-        "0",
-        "--access-token",
-        TOKEN,
+async def emulator_command(*options: str, **spawn: Any) -> asyncio.subprocess.Process:
+    """``python -m graphcomms emulator --port 0 [options]``, its output piped."""
+    return await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "graphcomms", "emulator", "--port", "0", *options),
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        **spawn,
     )
+
+
+async def test_the_emulator_command_requires_its_access_token() -> None:
+    process = await emulator_command("--access-token", TOKEN)
     assert process.stdout is not None
     printed: list[str] = []
     try:
@@ -185,16 +184,8 @@ async def test_the_emulator_command_stops_cleanly_on_a_signal(
 ) -> None:
     """A service manager stops it with SIGTERM; a shell script that started it in the
     background (which starts it with SIGINT ignored) with SIGINT."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "graphcomms",
-        "emulator",
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
+    process = await emulator_command(
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
         preexec_fn=_ignore_sigint if sigint_ignored else None,
     )
     assert process.stdout is not None
