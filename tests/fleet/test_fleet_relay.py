@@ -98,6 +98,21 @@ async def first_recovery(recoveries: list[Recovery]) -> Recovery:
     return recovery
 
 
+@asynccontextmanager
+async def adopter(
+    redis_url: str, **options: Any
+) -> AsyncIterator[tuple[CommsClient, Relay, Recovery]]:
+    """Instance b, quick to adopt (lease and adopt_after 0.3 s), once it has adopted
+    what was left behind (:func:`left_behind`): its client, relay and recovery."""
+    recoveries: list[Recovery] = []
+    options = {"lease": 0.3, "adopt_after": 0.3, **options}
+    async with bare(redis_url, "b", on_recovered=recoveries.append, **options) as b:
+        recovery = await first_recovery(recoveries)
+        relay = b.fleet
+        assert isinstance(relay, Relay)
+        yield b, relay, recovery
+
+
 async def test_foreign_items_go_to_the_owners_inbox_and_503_when_redis_is_away(
     redis_server: RedisServer,
 ) -> None:
@@ -291,12 +306,8 @@ async def test_a_survivor_adopts_a_lost_instances_work(redis_server: RedisServer
     await left_behind(direct, "lost", g="step 2")
     await direct.hset("gc:{unit}:state:lost", "o:junk", "not a record")
     await direct.xadd("gc:{unit}:inbox:lost", {"b": foreign_body("lost"), "f": "x", "t": "0"})
-    recoveries: list[Recovery] = []
     try:
-        async with bare(
-            redis_server.url, "b", lease=0.3, adopt_after=0.3, on_recovered=recoveries.append
-        ) as b:
-            recovery = await first_recovery(recoveries)
+        async with adopter(redis_server.url) as (b, relay, recovery):
             assert recovery.adopted_from == "lost"
             [op] = recovery.operations
             assert op.tag == "step 2"
@@ -306,8 +317,6 @@ async def test_a_survivor_adopts_a_lost_instances_work(redis_server: RedisServer
             assert done.status == "completed"
             # Items for the lost instance's work are now this instance's own.
             await b.deliver(json.loads(foreign_body("lost")))
-            relay = b.fleet
-            assert isinstance(relay, Relay)
             assert relay.stats.adoptions == 1
             assert relay.stats.bad_records == 1
             assert relay.stats.forwarded_items == 0
@@ -324,15 +333,10 @@ async def test_an_inbox_entry_for_another_instance_is_passed_on_once(
     stops reading it), and passes an entry about the adopted work on to the adopter."""
     direct = aioredis.Redis.from_url(redis_server.url)
     await left_behind(direct, "a")
-    recoveries: list[Recovery] = []
     fast = {"lease": 0.3, "adopt_after": 0.3}
     try:
-        async with bare(
-            redis_server.url, "b", on_recovered=recoveries.append, block=0.1, **fast
-        ) as b:
-            [adopted] = (await first_recovery(recoveries)).operations
-            b_relay = b.fleet
-            assert isinstance(b_relay, Relay)
+        async with adopter(redis_server.url, block=0.1) as (b, b_relay, recovery):
+            [adopted] = recovery.operations
             assert "gc:{unit}:inbox:a" in b_relay._inboxes
             async with bare(redis_server.url, "a", **fast) as a2:
                 a_relay = a2.fleet
@@ -371,14 +375,8 @@ async def test_an_adopter_lets_an_inbox_go_when_its_instance_is_back(
     notwithstanding: it does not read back what it passed on."""
     direct = aioredis.Redis.from_url(redis_server.url)
     await left_behind(direct, "a")
-    recoveries: list[Recovery] = []
     try:
-        async with bare(
-            redis_server.url, "b", lease=0.3, adopt_after=0.3, on_recovered=recoveries.append
-        ) as b:
-            await first_recovery(recoveries)
-            relay = b.fleet
-            assert isinstance(relay, Relay)
+        async with adopter(redis_server.url) as (b, relay, _):
             assert relay._inboxes == ["gc:{unit}:inbox:b", "gc:{unit}:inbox:a"]
             # a is back (its lease, as its heartbeat writes it; the process itself is not
             # needed here), and its next incarnation's completion is in its inbox.
@@ -411,14 +409,8 @@ async def test_an_item_named_through_an_adoption_chain_stays_with_its_last_adopt
     direct = aioredis.Redis.from_url(redis_server.url)
     await left_behind(direct, "a")
     await direct.hset("gc:{unit}:adopted", "x.0", "a")
-    recoveries: list[Recovery] = []
     try:
-        async with bare(
-            redis_server.url, "b", lease=0.3, adopt_after=0.3, on_recovered=recoveries.append
-        ) as b:
-            await first_recovery(recoveries)
-            relay = b.fleet
-            assert isinstance(relay, Relay)
+        async with adopter(redis_server.url) as (b, relay, _):
             await direct.xadd("gc:{unit}:inbox:a", {"b": foreign_body("x"), "f": "y", "t": "0"})
             for _ in range(250):
                 if b.stats.notifications:
