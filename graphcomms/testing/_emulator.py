@@ -505,6 +505,11 @@ class GraphEmulator:
             elif _is_control(request.path):
                 self._admit_control(request)
             response = await handler(request)
+        except ConnectionResetError:
+            # The client went away mid-request (a bot killed while it sent): Graph
+            # never got the request, and nobody reads an answer. aiohttp's older
+            # releases log this as a server error with a traceback.
+            return web.Response(status=400)
         except GraphError as exc:
             response = _error_response(exc, request_id, client_request_id)
         except web.HTTPException as exc:

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import aiohttp
 import jwt
 import pytest
+import yarl
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -1204,3 +1206,31 @@ def test_the_emulator_imports_nothing_from_the_client() -> None:
                     assert name == "graphcomms.errors" or name.startswith(
                         "graphcomms.testing._emulator"
                     ), f"{module.name} imports {name}"
+
+
+async def test_a_client_gone_mid_request_is_dropped_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bot killed while it sent a request: the emulator records nothing for it, logs
+    no server error, and goes on serving."""
+    async with GraphEmulator() as graph:
+        url = yarl.URL(graph.graph_url)
+        with caplog.at_level(logging.ERROR):
+            _, writer = await asyncio.open_connection(url.host, url.port)
+            writer.write(
+                f"POST {url.path}communications/calls HTTP/1.1\r\n"
+                f"Host: {url.host}:{url.port}\r\nAuthorization: Bearer t\r\n"
+                "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".encode()
+            )
+            await writer.drain()
+            await asyncio.sleep(0.1)  # the emulator is reading the body
+            writer.transport.abort()  # reset, as a killed process's socket
+            await asyncio.sleep(0.2)
+            async with aiohttp.ClientSession() as http:
+                headers = {"Authorization": "Bearer t"}
+                async with http.get(
+                    f"{graph.graph_url}communications/calls/nope", headers=headers
+                ) as response:
+                    assert response.status == 404
+        assert [r.path for r in graph.requests] == ["/v1.0/communications/calls/nope"]
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
