@@ -144,6 +144,15 @@ class ActionSender:
     def runner(self) -> CallbackRunner:
         return self._runner
 
+    def callback_for(self, url: str | None) -> str | None:
+        """The callback URL a new or answered call gives Graph: ``url``, else the
+        client's; with a fleet relay, naming this instance (the hint its notifications
+        are routed by), as the relay names it when the call is placed."""
+        url = url or self.callback_uri
+        if url and self.fleet is not None:
+            return self.fleet.hinted_callback(url)
+        return url
+
     def send(
         self,
         call: CallAddress,

@@ -379,7 +379,7 @@ class CallHandle(CallActions):
         self._delta_roster = bool(call_options and call_options.is_delta_roster_enabled)
         await self._control(
             rq.AnswerRequest(
-                callback_uri=callback_uri or self._actions.callback_uri,
+                callback_uri=self._actions.callback_for(callback_uri),
                 media_config=media_config or ServiceHostedMediaConfig(),
                 accepted_modalities=tuple(accepted_modalities),
                 participant_capacity=participant_capacity,

@@ -188,7 +188,6 @@ class CommsClient:
             self._registry.fleet = fleet
             self._calls.fleet = fleet
             self._actions.fleet = fleet
-            self.callback_uri = callback_uri
         self._source = notifications
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -201,8 +200,6 @@ class CommsClient:
 
     @callback_uri.setter
     def callback_uri(self, value: str | None) -> None:
-        if value is not None and self._fleet is not None:
-            value = self._fleet.hinted_callback(value)
         self._actions.callback_uri = value
 
     @property
@@ -220,8 +217,6 @@ class CommsClient:
             except BaseException:
                 await self.aclose()
                 raise
-            # Hinted again now that the relay knows which incarnation this is.
-            self.callback_uri = self.callback_uri
         return self
 
     def _fleet_host(self) -> FleetHost:
@@ -402,9 +397,7 @@ class CommsClient:
         ``await call.wait_for_state("established")`` to know it connected. The client
         keeps the call alive until it ends (``KeepAliveSettings``).
         """
-        callback = callback_uri or self.callback_uri
-        if callback_uri and self._fleet is not None:
-            callback = self._fleet.hinted_callback(callback_uri)
+        callback = self._actions.callback_for(callback_uri)
         if not callback:
             raise InvalidRequestError("create_call needs a callback_uri (or the client's)")
         body = Call(

@@ -47,8 +47,8 @@ class FleetPort(Protocol):
         ...
 
     def hinted_callback(self, url: str) -> str:
-        """``url`` naming this instance, once started its incarnation (the affinity
-        hint Graph echoes back)."""
+        """``url`` naming this instance's incarnation (the affinity hint Graph echoes
+        back), asked each time a call is placed or answered."""
         ...
 
     def operation_registered(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from aioresponses import aioresponses
 from fleet_support import Instance, instance
 
 from graphcomms import (
@@ -209,6 +210,34 @@ async def test_redis_py_blocking_read_cancelled_then_read_again(
         assert await client.ping()
     finally:
         await client.aclose()
+
+
+async def test_every_callback_url_a_fleet_client_gives_graph_names_its_incarnation(
+    redis_server: RedisServer, mock_graph: aioresponses
+) -> None:
+    """The client's own callback URL and one given to a single call, for a call it
+    places and for one it answers: each names the instance's incarnation, the hint an
+    item about a call nobody recorded yet is routed by."""
+    graph_url = "http://127.0.0.1:9/v1.0/communications/calls"
+    async with bare(redis_server.url, "a") as client:
+        client.callback_uri = "https://bot.example/callback"
+        graph = mock_graph
+        graph.post(graph_url, status=201, payload={"id": CALL, "state": "establishing"})
+        graph.post(f"{graph_url}/{CALL}/answer", status=202, repeat=True)
+        await client.create_call(targets=[TARGET])
+        await client.call(CALL).answer()
+        await client.call(CALL).answer(callback_uri="https://other.example/cb?x=1")
+        sent = [
+            json.loads(kwargs["data"])["callbackUri"]
+            for calls in graph.requests.values()
+            for _, kwargs in calls
+        ]
+    assert sorted(sent) == [
+        "https://bot.example/callback?gcInstance=a.0",
+        "https://bot.example/callback?gcInstance=a.0",
+        "https://other.example/cb?x=1&gcInstance=a.0",
+    ]
+    assert client.callback_uri == "https://bot.example/callback"
 
 
 async def test_one_process_per_identity(redis_server: RedisServer) -> None:
