@@ -530,12 +530,7 @@ class Relay:
         host = self._host
         if host is None or self._closed:
             raise ClientClosedError("the fleet relay is not running")
-        items = payload.get("value")
-        if not isinstance(items, list):
-            raise DeserializationError(
-                "notification body has no 'value' list (not a commsNotifications envelope)",
-                payload=None,
-            )
+        items = read_envelope(payload)
         local, foreign, unknown = self._sort(host, items)
         for item, ref in local:
             host.apply_item(item, ref)
@@ -615,10 +610,7 @@ class Relay:
                     incarnation = match.group(0)
                     if incarnation == self._incarnation:
                         return None
-                    # An adopted incarnation's work is its adopter's; the same name's
-                    # later incarnation (back after the adoption) owns what it began.
-                    adopter = self._adopted.get(incarnation[:-1])
-                    owner = adopter if adopter is not None else match.group(1)
+                    owner = self._owner_of_incarnation(incarnation[:-1], match.group(1))
                     return None if owner == self.instance else owner
         if host.owns_call(ref.call_id):
             return None
@@ -632,14 +624,18 @@ class Relay:
         self._adopted = adopted
         self._owner_cache.clear()
 
+    def _owner_of_incarnation(self, incarnation: str, iid: str) -> str:
+        """Who owns what incarnation ``iid.gen`` began: its adopter if it was adopted,
+        else the instance (the same name's later incarnation, back after an adoption,
+        owns only what it began itself)."""
+        adopter = self._adopted.get(incarnation)
+        return adopter if adopter is not None else iid
+
     def _hinted(self, hint: str) -> str | None:
-        """Who owns a call that a hint names: the incarnation's adopter if it was
-        adopted, else the instance (None for a hint that is no instance's)."""
+        """Who owns a call that a callback hint names (None for a hint that is no
+        instance's); a hint without a generation names the instance."""
         match = _HINT.fullmatch(hint)
-        if match is None:
-            return None
-        adopter = self._adopted.get(hint)
-        return adopter if adopter is not None else match.group(1)
+        return None if match is None else self._owner_of_incarnation(hint, match.group(1))
 
     async def _look_up_owners(self, keys: Sequence[str], items: int) -> dict[str, str]:
         unique = list(dict.fromkeys(keys))
