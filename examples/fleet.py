@@ -74,7 +74,8 @@ async def instance(args: argparse.Namespace) -> None:
         say(event="recovered", operations=len(recovery.operations), calls=len(recovery.calls))
         await asyncio.gather(*(outcome(op.tracker, op.tag) for op in recovery.operations))
         for item in recovery.calls:  # the bot's choice: hang up what it cannot resume
-            await item.call.hang_up()
+            if not item.call.ended:  # it may have ended while this process was down
+                await item.call.hang_up()
 
     def on_recovered(recovery: Recovery) -> None:
         resumed.append(loop.create_task(finish(recovery)))

@@ -3,11 +3,14 @@ cancellation, one process per identity, restart recovery with tags."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -328,6 +331,56 @@ async def test_an_instance_back_after_its_adoption_gets_its_new_work(
             await call.wait_for_state("terminated", timeout=10)
             assert a2.client.stats.unmatched == b.client.stats.unmatched == 0
             assert a2.relay.stats.forwarded_items == 0  # nothing landed on it
+
+
+def readme_resume() -> Callable[[Recovery], Awaitable[None]]:
+    """The README's ``resume`` hook as the README spells it, with its block's imports
+    (not the block's ``main()``, which serves for ever against a real deployment)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    [block] = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "def resume(" in b]
+    kept = [
+        node
+        for node in ast.parse(block).body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        or (isinstance(node, ast.AsyncFunctionDef) and node.name == "resume")
+    ]
+    namespace: dict[str, Any] = {}
+    exec(compile(ast.Module(body=kept, type_ignores=[]), "README.md", "exec"), namespace)
+    hook: Callable[[Recovery], Awaitable[None]] = namespace["resume"]
+    return hook
+
+
+async def test_the_readme_resume_hook_runs_on_a_real_restart(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """a restarts with two calls and a prompt pending on each; one call ended while it
+    was down. The README's hook reports both outcomes and hangs up what is still up."""
+    resume = readme_resume()
+    recoveries: list[Recovery] = []
+    async with AsyncExitStack() as stack:
+        emulator = await stack.enter_async_context(GraphEmulator(prompt_seconds=3.0))
+        proxy = await stack.enter_async_context(RoundRobinProxy([]))
+        callback = proxy.url + "/callback"
+        b = await stack.enter_async_context(instance(emulator, redis_server.url, "b", callback))
+        proxy.backends.append(b.url)
+        async with instance(emulator, redis_server.url, "a", callback) as a:
+            proxy.backends.insert(0, a.url)
+            calls = [await a.client.create_call(targets=[TARGET]) for _ in range(2)]
+            for call, tag in zip(calls, ("greeting", "goodbye"), strict=True):
+                await call.wait_for_state("established", timeout=10)
+                with a.relay.tagged(tag):
+                    await call.play_prompt([PROMPT])
+            proxy.backends.remove(a.url)
+        await emulator.caller_hangs_up(calls[1].id)  # b forwards its end to a's inbox
+        async with instance(
+            emulator, redis_server.url, "a", callback, on_recovered=recoveries.append
+        ):
+            recovery = await first_recovery(recoveries)
+            await asyncio.wait_for(resume(recovery), 15)
+        printed = capsys.readouterr().out.splitlines()
+        assert "greeting completed" in printed
+        assert [line for line in printed if line.startswith("goodbye no outcome:")]
+        assert [emulator.calls[c.id].ended for c in calls] == [True, True]
 
 
 async def test_a_survivor_adopts_a_lost_instances_work(redis_server: RedisServer) -> None:
