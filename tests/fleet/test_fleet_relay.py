@@ -93,11 +93,17 @@ async def left_behind(direct: aioredis.Redis, name: str, **record_fields: str) -
     await direct.xgroup_create(f"gc:{{unit}}:inbox:{name}", GROUP, id="0", mkstream=True)
 
 
-async def first_recovery(recoveries: list[Recovery]) -> Recovery:
-    for _ in range(250):
-        if recoveries:
-            break
+async def until(condition: Callable[[], object], seconds: float = 5.0) -> None:
+    """Wait until ``condition()`` holds, for at most ``seconds`` (the test then asserts
+    what it needs: this never fails on its own)."""
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
         await asyncio.sleep(0.02)
+
+
+async def first_recovery(recoveries: list[Recovery]) -> Recovery:
+    await until(lambda: recoveries)
     [recovery] = recoveries
     return recovery
 
@@ -185,10 +191,7 @@ async def test_the_inbox_reader_survives_being_cancelled_mid_read(
         # The reader's connection must not hold the cancelled command's reply.
         relay._tasks[0] = asyncio.get_running_loop().create_task(relay._read_inbox())
         await b.deliver(json.loads(foreign_body("a")))
-        for _ in range(100):
-            if relay.stats.inbox_acked:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: relay.stats.inbox_acked)
         assert relay.stats.inbox_entries == 1
         assert relay.stats.inbox_acked == 1
         assert a.stats.notifications == 1
@@ -273,10 +276,7 @@ async def test_a_restart_gives_pending_work_back_tagged(redis_server: RedisServe
         async with instance(
             emulator, redis_server.url, "a", callback, on_recovered=recoveries.append
         ) as a2:
-            for _ in range(100):
-                if recoveries:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: recoveries)
             [recovery] = recoveries
             assert recovery.adopted_from is None
             [op] = recovery.operations
@@ -424,10 +424,7 @@ async def test_an_inbox_entry_for_another_instance_is_passed_on_once(
                 a_relay = a2.fleet
                 assert isinstance(a_relay, Relay)
                 assert a_relay.new_client_context().startswith("a.1.")
-                for _ in range(100):
-                    if "gc:{unit}:inbox:a" not in b_relay._inboxes:
-                        break
-                    await asyncio.sleep(0.02)
+                await until(lambda: "gc:{unit}:inbox:a" not in b_relay._inboxes)
                 assert b_relay._inboxes == ["gc:{unit}:inbox:b"]
                 assert await direct.smembers("gc:{unit}:adoptions:b") == set()
                 # A blocking read b began before it let the inbox go may still take an
@@ -438,10 +435,7 @@ async def test_an_inbox_entry_for_another_instance_is_passed_on_once(
                 done = await adopted.tracker.wait(timeout=10)
                 assert done.status == "completed"
                 # b can read the entry a passed on before a has the XADD's answer.
-                for _ in range(100):
-                    if a_relay.stats.rerouted_items:
-                        break
-                    await asyncio.sleep(0.02)
+                await until(lambda: a_relay.stats.rerouted_items)
                 assert a_relay.stats.rerouted_items == 1
                 assert a2.stats.notifications == 0  # nothing of it applied on a
                 assert b.stats.unmatched == a2.stats.unmatched == 0
@@ -467,10 +461,7 @@ async def test_an_adopter_lets_an_inbox_go_when_its_instance_is_back(
                 "gc:{unit}:inbox:a",
                 {"b": foreign_body("a").replace(b"a.0.", b"a.1."), "f": "x", "t": "0"},
             )
-            for _ in range(250):
-                if relay.stats.rerouted_items:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: relay.stats.rerouted_items)
             assert relay.stats.rerouted_items == 1
             assert relay._inboxes == ["gc:{unit}:inbox:b"]
             await asyncio.sleep(0.5)  # heartbeats, with the adoption still listed
@@ -494,10 +485,7 @@ async def test_an_item_named_through_an_adoption_chain_stays_with_its_last_adopt
     try:
         async with adopter(redis_server.url) as (b, relay, _):
             await direct.xadd("gc:{unit}:inbox:a", {"b": foreign_body("x"), "f": "y", "t": "0"})
-            for _ in range(250):
-                if b.stats.notifications:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: b.stats.notifications)
             assert b.stats.notifications == 1  # applied here (nothing waits for it)
             assert relay.stats.rerouted_items == 0
             assert "gc:{unit}:inbox:a" in relay._inboxes
@@ -516,10 +504,7 @@ async def test_an_instance_adopted_while_cut_off_says_so(redis_server: RedisServ
             assert relay.stats.adopted_while_away == 0
             # What a survivor writes when it takes this incarnation's work.
             await direct.hset("gc:{unit}:adopted", "a.0", "b")
-            for _ in range(100):
-                if relay.stats.adopted_while_away:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: relay.stats.adopted_while_away)
             await asyncio.sleep(0.3)  # later heartbeats do not count it again
             assert relay.stats.adopted_while_away == 1
     finally:
@@ -553,10 +538,7 @@ async def test_recovered_operations_keep_their_deadline_and_unconfirmed_ones_end
         async with bare(
             redis_server.url, "r", unconfirmed_timeout=0.3, on_recovered=recoveries.append
         ):
-            for _ in range(100):
-                if recoveries:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: recoveries)
             [recovery] = recoveries
             ops = {op.tracker.client_context: op for op in recovery.operations}
             assert {ctx: op.confirmed for ctx, op in ops.items()} == {
